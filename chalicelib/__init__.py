@@ -1,0 +1,1 @@
+"""Tickwork: everything that runs in Lambda lives in this package."""

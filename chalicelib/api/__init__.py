@@ -1,0 +1,1 @@
+"""HTTP API: route plumbing, error rendering per surface, and the blueprints."""

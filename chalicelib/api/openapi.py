@@ -1,0 +1,131 @@
+"""`/openapi.json`: an OpenAPI 3.1 document generated from `ROUTES`.
+
+The same pydantic models that validate requests and shape responses produce
+the schemas here, so the document cannot disagree with the code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from chalicelib.api.routing import ROUTES, Route
+
+VERSION = "0.1.0"
+_REF = "#/components/schemas/{model}"
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Malformed request",
+    401: "Missing, unknown or revoked token",
+    403: "Forbidden for this token",
+    404: "Not found (or another project's)",
+    409: "Conflict",
+    412: "If-Match does not match the current version",
+    413: "Payload too large",
+    422: "Validation failed",
+}
+
+
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+    for route in ROUTES:
+        if route.body is not None:
+            seen[(route.body, "validation")] = None
+        if route.response is not None:
+            seen[(route.response, "serialization")] = None
+        if route.errors:
+            seen[(route.surface.error_model, "serialization")] = None
+    return list(seen)
+
+
+def _parameters(route: Route) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", route.path)
+    ]
+    if route.query is not None:
+        schema = route.query.model_json_schema()
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            description = prop.pop("description", None)
+            param = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if description:
+                param["description"] = description
+            params.append(param)
+    for header in route.headers:
+        params.append(
+            {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
+        )
+    return params
+
+
+def _operation_id(route: Route) -> str:
+    words = re.sub(r"[^a-zA-Z0-9]+", "_", route.path).strip("_")
+    return f"{route.method.lower()}_{words}"
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every registered route."""
+    refs, defs = models_json_schema(_models(), ref_template=_REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        responses: dict[str, Any] = {}
+        success: dict[str, Any] = {"description": _REASONS.get(route.status, "OK")}
+        if route.response is not None:
+            success["content"] = {
+                "application/json": {"schema": refs[(route.response, "serialization")]}
+            }
+        responses[str(route.status)] = success
+        for status in route.errors:
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "Error"),
+                "content": {
+                    route.surface.error_media_type: {
+                        "schema": refs[(route.surface.error_model, "serialization")]
+                    }
+                },
+            }
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": list(route.tags),
+            "operationId": _operation_id(route),
+            "parameters": _parameters(route),
+            "responses": responses,
+        }
+        if route.description:
+            operation["description"] = route.description
+        if route.body is not None:
+            media = ["application/json"]
+            if route.method == "PATCH":
+                media.insert(0, "application/merge-patch+json")
+            operation["requestBody"] = {
+                "required": True,
+                "content": {m: {"schema": refs[(route.body, "validation")]} for m in media},
+            }
+        operation["security"] = (
+            [] if route.auth == "none" else [{"bearerAuth": []}, {"xAuthToken": []}]
+        )
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tickwork",
+            "version": VERSION,
+            "description": "Serverless scheduler and job queue: scheduled tasks, queued jobs, "
+            "human approvals and run history.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "xAuthToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+            },
+        },
+    }

@@ -1,0 +1,233 @@
+"""Route plumbing shared by every blueprint.
+
+`endpoint()` registers a Chalice route and records it in `ROUTES`, from which
+`/openapi.json` is generated: the pydantic models that validate a request are
+the ones the document shows. Each route belongs to a `Surface`, which knows
+how that API family finds the caller's token and renders errors, so every
+domain error is mapped to HTTP in one place per surface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.auth import Principal
+from chalicelib.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    TickworkError,
+    from_pydantic,
+)
+from chalicelib.services import Services, services
+
+logger = logging.getLogger("tickwork.api")
+
+Auth = Literal["none", "member", "admin"]
+
+#: Request media types the routes accept; bodies are parsed as JSON whatever
+#: the type says, so `curl -d` without a Content-Type header works too.
+CONTENT_TYPES = [
+    "application/json",
+    "application/merge-patch+json",
+    "application/problem+json",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+]
+
+
+class Surface(Protocol):
+    """An API family: how it finds tokens and how it renders errors."""
+
+    name: str
+    error_model: type[BaseModel]
+    error_media_type: str
+
+    def token(self, request: Request) -> str | None: ...
+
+    def render_error(self, error: TickworkError, request: Request) -> Response: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    surface: Surface
+    auth: Auth
+    status: int
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    errors: tuple[int, ...]
+    tags: tuple[str, ...]
+    description: str = ""
+    headers: tuple[str, ...] = ()
+
+
+ROUTES: list[Route] = []
+
+
+@dataclass
+class Call:
+    """What a handler receives: the caller and the validated request parts."""
+
+    principal: Principal | None
+    body: Any
+    query: Any
+    path: dict[str, str]
+    headers: Mapping[str, str]
+    request: Request
+    services: Services = field(repr=False)
+
+    @property
+    def who(self) -> Principal:
+        assert self.principal is not None, "route declared auth='none'"
+        return self.principal
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = payload.model_dump_json() if isinstance(payload, BaseModel) else json.dumps(payload)
+    return Response(
+        body=body,
+        status_code=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def endpoint(
+    bp: Blueprint,
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    surface: Surface,
+    tags: tuple[str, ...],
+    auth: Auth = "member",
+    status: int = 200,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (),
+    description: str = "",
+    headers: tuple[str, ...] = (),
+) -> Callable[[Callable[[Call], Any]], Callable[[Call], Any]]:
+    """Register `fn(call) -> model | Response | None` as a route."""
+
+    def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        route = Route(
+            method=method,
+            path=path,
+            summary=summary,
+            surface=surface,
+            auth=auth,
+            status=status,
+            body=body,
+            query=query,
+            response=response,
+            errors=errors,
+            tags=tags,
+            description=description or (fn.__doc__ or "").strip(),
+            headers=headers,
+        )
+        ROUTES.append(route)
+
+        def view(**path_params: str) -> Response:
+            request = bp.current_request
+            try:
+                return _serve(route, fn, request, path_params)
+            except TickworkError as error:
+                return surface.render_error(error, request)
+            except Exception:
+                logger.exception("unhandled error in %s %s", method, path)
+                return surface.render_error(TickworkError("internal error"), request)
+
+        view.__name__ = fn.__name__
+        bp.route(path, methods=[method], content_types=CONTENT_TYPES)(view)
+        return fn
+
+    return register
+
+
+def _serve(
+    route: Route, fn: Callable[[Call], Any], request: Request, path_params: dict[str, str]
+) -> Response:
+    current = services()
+    principal = None
+    if route.auth != "none":
+        principal = current.tokens.authenticate(route.surface.token(request))
+        if route.auth == "admin":
+            principal.require_admin()
+    call = Call(
+        principal=principal,
+        body=_parse_body(route, request, current),
+        query=_parse_query(route, request),
+        path=path_params,
+        headers={k.lower(): v for k, v in (request.headers or {}).items()},
+        request=request,
+        services=current,
+    )
+    result = fn(call)
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(body="", status_code=204, headers={})
+    return json_response(result, route.status)
+
+
+def _parse_body(route: Route, request: Request, current: Services) -> Any:
+    if route.body is None:
+        return None
+    raw = request.raw_body or b""
+    if len(raw) > current.settings.max_body_bytes:
+        raise PayloadTooLarge(
+            f"request body is {len(raw)} bytes; the limit is {current.settings.max_body_bytes}"
+        )
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object")
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    try:
+        return route.body.model_validate(document)
+    except ValidationError as exc:
+        raise from_pydantic(exc, "body") from None
+
+
+def _parse_query(route: Route, request: Request) -> Any:
+    if route.query is None:
+        return None
+    params = dict(request.query_params or {})
+    try:
+        return route.query.model_validate(params)
+    except ValidationError as exc:
+        raise from_pydantic(exc, "query") from None
+
+
+def request_path(request: Request) -> str:
+    """The path the client asked for (without an API Gateway stage prefix)."""
+    context = request.context or {}
+    return str(context.get("path") or context.get("resourcePath") or "/")
+
+
+def public_base_url(request: Request) -> str:
+    """Scheme and host the client used, for links such as `$schema`."""
+    headers = request.headers or {}
+    host = headers.get("host", "localhost")
+    proto = headers.get(
+        "x-forwarded-proto", "http" if host.startswith(("127.", "localhost")) else "https"
+    )
+    stage = (request.context or {}).get("stage")
+    # API Gateway's default domain serves the app under its stage name.
+    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
+    return f"{proto}://{host}{prefix}"

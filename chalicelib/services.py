@@ -1,0 +1,60 @@
+"""The object graph of a running Tickwork: settings, clock, ids, stores, services.
+
+Built lazily on first use from the environment (a Lambda cold start pays for
+it once); tests and the local stack install their own with `use()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.auth import TokenService
+from chalicelib.clock import Clock, IdFactory, SortableIds, SystemClock
+from chalicelib.settings import Settings
+from chalicelib.storage.tables import configure
+from chalicelib.storage.tasks import TaskStore
+from chalicelib.storage.tokens import TokenStore
+from chalicelib.tasks import TaskService
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    ids: IdFactory
+    tokens: TokenService
+    tasks: TaskService
+
+    @classmethod
+    def build(
+        cls, settings: Settings, clock: Clock | None = None, ids: IdFactory | None = None
+    ) -> Services:
+        clock = clock or SystemClock()
+        ids = ids or SortableIds(clock)
+        configure(settings)
+        return cls(
+            settings=settings,
+            clock=clock,
+            ids=ids,
+            tokens=TokenService(TokenStore(), clock, ids),
+            tasks=TaskService(TaskStore(settings), clock, ids),
+        )
+
+
+_current: Services | None = None
+
+
+def services() -> Services:
+    """The process's services, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Services.build(Settings.from_env())
+    return _current
+
+
+def use(replacement: Services | None) -> None:
+    """Install the services every handler uses (None: rebuild from the environment)."""
+    global _current
+    _current = replacement
+    if replacement is not None:
+        configure(replacement.settings)

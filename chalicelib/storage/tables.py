@@ -1,0 +1,266 @@
+"""PynamoDB models of Tickwork's tables.
+
+The physical definitions (keys, attribute types, indexes, TTL) live in
+`infra/resources.py`; `tests/unit/test_tables_match_infra.py` checks these
+models against it. Table names and the endpoint are bound at run time by
+`configure()`, from `Settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+
+class _Meta:
+    table_name = "unbound"
+    region = "us-east-1"
+    host: str | None = None
+    billing_mode = "PAY_PER_REQUEST"
+    # Lambda retries on its own; keep each call short so one slow request does
+    # not eat a handler's deadline.
+    max_retry_attempts = 3
+
+
+def _index_meta(name: str) -> type:
+    return type("Meta", (), {"index_name": name, "projection": AllProjection()})
+
+
+# ---------------------------------------------------------------- tasks
+class TasksByProject(GlobalSecondaryIndex["TaskRecord"]):
+    Meta = _index_meta("by_project")
+    project_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(range_key=True)
+
+
+class TasksDue(GlobalSecondaryIndex["TaskRecord"]):
+    Meta = _index_meta("due")
+    due_shard = UnicodeAttribute(hash_key=True)
+    next_run_ms = NumberAttribute(range_key=True)
+
+
+class TaskRecord(Model):
+    """A scheduled task. `spec` holds the user's definition (validated JSON);
+    the top-level attributes are what indexes, filters and the tick need."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "tasks"})
+
+    id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    spec: JSONAttribute = JSONAttribute()
+    enabled = BooleanAttribute()
+    action = UnicodeAttribute()
+    group = UnicodeAttribute()
+    # Present only while the task will fire: makes the `due` index sparse.
+    due_shard = UnicodeAttribute(null=True)
+    next_run_ms = NumberAttribute(null=True)
+    # Start of `@every` intervals: creation or the last schedule change.
+    anchor_ms = NumberAttribute()
+    last_run_ms = NumberAttribute(null=True)
+    last_status = UnicodeAttribute(null=True)
+    paused_reason = UnicodeAttribute(null=True)
+    consecutive_failures = NumberAttribute(default=0)
+    created_ms = NumberAttribute()
+    updated_ms = NumberAttribute()
+    version = NumberAttribute()
+
+    by_project = TasksByProject()
+    due = TasksDue()
+
+
+# ---------------------------------------------------------------- jobs
+class JobsByTask(GlobalSecondaryIndex["JobRecord"]):
+    Meta = _index_meta("by_task")
+    task_id = UnicodeAttribute(hash_key=True)
+    scheduled_ms = NumberAttribute(range_key=True)
+
+
+class JobsByProject(GlobalSecondaryIndex["JobRecord"]):
+    Meta = _index_meta("by_project")
+    project_id = UnicodeAttribute(hash_key=True)
+    created_ms = NumberAttribute(range_key=True)
+
+
+class JobsByProjectStatus(GlobalSecondaryIndex["JobRecord"]):
+    Meta = _index_meta("by_project_status")
+    project_status = UnicodeAttribute(hash_key=True)
+    created_ms = NumberAttribute(range_key=True)
+
+
+class JobsByCorrelation(GlobalSecondaryIndex["JobRecord"]):
+    Meta = _index_meta("by_correlation")
+    project_correlation = UnicodeAttribute(hash_key=True)
+    created_ms = NumberAttribute(range_key=True)
+
+
+class JobsDue(GlobalSecondaryIndex["JobRecord"]):
+    Meta = _index_meta("due")
+    due_shard = UnicodeAttribute(hash_key=True)
+    due_ms = NumberAttribute(range_key=True)
+
+
+class JobRecord(Model):
+    """One execution (DESIGN §5). Written by the engine and the queue API."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "jobs"})
+
+    id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+    task_id = UnicodeAttribute(null=True)
+    action = UnicodeAttribute()
+    args: JSONAttribute = JSONAttribute(default=dict)
+    status = UnicodeAttribute()
+    # `<project_id>#<status>`: one partition per project and status, for
+    # filtered listings and depth counts without reading other statuses.
+    project_status = UnicodeAttribute()
+    project_correlation = UnicodeAttribute(null=True)
+    correlation_id = UnicodeAttribute(null=True)
+    resource_id = UnicodeAttribute(null=True)
+    trigger = UnicodeAttribute()
+    attempt = NumberAttribute(default=0)
+    max_attempts = NumberAttribute(default=1)
+    created_ms = NumberAttribute()
+    scheduled_ms = NumberAttribute()
+    enqueued_ms = NumberAttribute(null=True)
+    started_ms = NumberAttribute(null=True)
+    finished_ms = NumberAttribute(null=True)
+    lease_until_ms = NumberAttribute(null=True)
+    due_shard = UnicodeAttribute(null=True)
+    due_ms = NumberAttribute(null=True)
+    result: JSONAttribute = JSONAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    cancel_requested = BooleanAttribute(default=False)
+    requires_approval = BooleanAttribute(default=False)
+    approval_request_id = UnicodeAttribute(null=True)
+    counts = MapAttribute[str, Any](null=True)
+    expires_at_s = TTLAttribute(null=True)
+
+    by_task = JobsByTask()
+    by_project = JobsByProject()
+    by_project_status = JobsByProjectStatus()
+    by_correlation = JobsByCorrelation()
+    due = JobsDue()
+
+
+# ---------------------------------------------------------------- approvals
+class ApprovalsByProjectStatus(GlobalSecondaryIndex["ApprovalRecord"]):
+    Meta = _index_meta("by_project_status")
+    project_status = UnicodeAttribute(hash_key=True)
+    requested_ms = NumberAttribute(range_key=True)
+
+
+class ApprovalsDue(GlobalSecondaryIndex["ApprovalRecord"]):
+    Meta = _index_meta("due")
+    due_shard = UnicodeAttribute(hash_key=True)
+    expires_ms = NumberAttribute(range_key=True)
+
+
+class ApprovalRecord(Model):
+    """A human-in-the-loop approval request (DESIGN §5)."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "approvals"})
+
+    id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+    job_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    args: JSONAttribute = JSONAttribute(default=dict)
+    status = UnicodeAttribute()
+    project_status = UnicodeAttribute()
+    requested_ms = NumberAttribute()
+    expires_ms = NumberAttribute()
+    due_shard = UnicodeAttribute(null=True)
+    decided_ms = NumberAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    expires_at_s = TTLAttribute(null=True)
+
+    by_project_status = ApprovalsByProjectStatus()
+    due = ApprovalsDue()
+
+
+# ---------------------------------------------------------------- tokens
+class TokensById(GlobalSecondaryIndex["TokenRecord"]):
+    Meta = _index_meta("by_id")
+    id = UnicodeAttribute(hash_key=True)
+
+
+class TokensByKind(GlobalSecondaryIndex["TokenRecord"]):
+    Meta = _index_meta("by_kind")
+    kind = UnicodeAttribute(hash_key=True)
+    created_ms = NumberAttribute(range_key=True)
+
+
+class TokenRecord(Model):
+    """An API token. Only the SHA-256 of the secret is stored."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "tokens"})
+
+    token_hash = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute()
+    # Constant partition of the `by_kind` index: tokens are few, and listing
+    # them must not Scan.
+    kind = UnicodeAttribute(default="token")
+    project_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_ms = NumberAttribute()
+
+    by_id = TokensById()
+    by_kind = TokensByKind()
+
+
+# ---------------------------------------------------------------- metrics
+class MetricRecord(Model):
+    """Per-minute counters and histograms: `pk` a minute bucket, `sk` a series."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "metrics"})
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    counters = MapAttribute[str, Any](null=True)
+    expires_at_s = TTLAttribute(null=True)
+
+
+# ---------------------------------------------------------------- uniques
+class UniqueRecord(Model):
+    """A uniqueness claim such as `task-name#<project>#<name>`, owned by one item."""
+
+    Meta = type("Meta", (_Meta,), {"logical_name": "uniques"})
+
+    key = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute()
+
+
+MODELS: tuple[type[Model], ...] = (
+    TaskRecord,
+    JobRecord,
+    ApprovalRecord,
+    TokenRecord,
+    MetricRecord,
+    UniqueRecord,
+)
+
+
+def configure(settings: Settings) -> None:
+    """Bind every model to the stage's tables and the configured endpoint."""
+    for model in MODELS:
+        meta: Any = model.Meta
+        meta.table_name = settings.table_name(meta.logical_name)
+        meta.region = settings.region
+        meta.host = settings.aws_endpoint_url
+        # PynamoDB caches the connection (and its table description) per class.
+        model._connection = None

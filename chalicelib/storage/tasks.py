@@ -1,0 +1,195 @@
+"""Task storage: rows of the tasks table <-> `Task`, in one place."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.clock import from_ms, to_ms
+from chalicelib.settings import Settings
+from chalicelib.storage.errors import StorageConflict, failed_positions
+from chalicelib.storage.pages import Page, decode_cursor, read_page
+from chalicelib.storage.tables import TaskRecord, UniqueRecord
+from chalicelib.task_model import Task, TaskSpec
+
+
+def name_key(project_id: str, name: str) -> str:
+    """Key of the uniqueness claim on a task name within a project."""
+    return f"task-name#{project_id}#{name}"
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    enabled: bool | None = None
+    action: str | None = None
+    group: str | None = None
+
+    def condition(self) -> Condition | None:
+        condition: Condition | None = None
+        for clause in (
+            None if self.enabled is None else TaskRecord.enabled == self.enabled,
+            None if self.action is None else TaskRecord.action == self.action,
+            None if self.group is None else TaskRecord.group == self.group,
+        ):
+            if clause is not None:
+                condition = clause if condition is None else condition & clause
+        return condition
+
+
+class TaskStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    # ------------------------------------------------------------ conversion
+    def _shard(self, task_id: str) -> str:
+        return str(zlib.crc32(task_id.encode()) % self._settings.due_shards)
+
+    def _to_record(self, task: Task) -> TaskRecord:
+        will_fire = task.enabled and task.next_run_at is not None
+        return TaskRecord(
+            id=task.id,
+            project_id=task.project_id,
+            name=task.name,
+            spec=task.spec().model_dump(mode="json"),
+            enabled=task.enabled,
+            action=task.action,
+            group=task.group,
+            due_shard=self._shard(task.id) if will_fire else None,
+            next_run_ms=to_ms(task.next_run_at) if will_fire and task.next_run_at else None,
+            anchor_ms=to_ms(task.anchor_at),
+            last_run_ms=to_ms(task.last_run_at) if task.last_run_at else None,
+            last_status=task.last_status,
+            paused_reason=task.paused_reason,
+            consecutive_failures=task.consecutive_failures,
+            created_ms=to_ms(task.created_at),
+            updated_ms=to_ms(task.updated_at),
+            version=task.version,
+        )
+
+    @staticmethod
+    def _to_task(record: TaskRecord) -> Task:
+        spec = TaskSpec.model_validate(record.spec)
+        return Task(
+            **spec.model_dump(),
+            id=record.id,
+            project_id=record.project_id,
+            next_run_at=from_ms(int(record.next_run_ms)) if record.next_run_ms else None,
+            last_run_at=from_ms(int(record.last_run_ms)) if record.last_run_ms else None,
+            last_status=record.last_status,
+            paused_reason=record.paused_reason,
+            consecutive_failures=int(record.consecutive_failures or 0),
+            created_at=from_ms(int(record.created_ms)),
+            updated_at=from_ms(int(record.updated_ms)),
+            version=int(record.version),
+            anchor_at=from_ms(int(record.anchor_ms)),
+        )
+
+    def _connection(self) -> Connection:
+        return Connection(region=self._settings.region, host=self._settings.aws_endpoint_url)
+
+    # ------------------------------------------------------------ reads
+    def get(self, task_id: str) -> Task | None:
+        try:
+            return self._to_task(TaskRecord.get(task_id, consistent_read=True))
+        except TaskRecord.DoesNotExist:
+            return None
+
+    def list_project(
+        self, project_id: str, *, limit: int, cursor: str | None, where: TaskFilter
+    ) -> Page[Task]:
+        """A project's tasks ordered by name."""
+        start = decode_cursor(cursor, expect={"project_id": project_id})
+        results = TaskRecord.by_project.query(
+            project_id,
+            filter_condition=where.condition(),
+            page_size=limit,
+            last_evaluated_key=start,
+        )
+        page = read_page(TaskRecord, results, limit)
+        return Page([self._to_task(r) for r in page.items], page.next_cursor)
+
+    # ------------------------------------------------------------ writes
+    def create(self, task: Task) -> None:
+        """Store a new task and claim its name; StorageConflict("name") if taken."""
+        claim = UniqueRecord(key=name_key(task.project_id, task.name), owner=task.id)
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.save(claim, condition=UniqueRecord.key.does_not_exist())
+                tx.save(self._to_record(task), condition=TaskRecord.id.does_not_exist())
+        except TransactWriteError as exc:
+            if 0 in failed_positions(exc):
+                raise StorageConflict("name") from exc
+            raise
+
+    def replace(self, task: Task, *, expected_version: int, old_name: str) -> None:
+        """Write a changed spec (and its schedule state) if `version` still matches.
+
+        Runtime fields the engine owns (`last_run_ms`, `last_status`,
+        `consecutive_failures`) are left alone, so a PATCH never undoes a run's
+        record; `next_run_ms` is written because a spec change recomputes it.
+        """
+        record = self._to_record(task)
+        actions: list[Any] = [
+            TaskRecord.spec.set(record.spec),
+            TaskRecord.name.set(record.name),
+            TaskRecord.enabled.set(record.enabled),
+            TaskRecord.action.set(record.action),
+            TaskRecord.group.set(record.group),
+            TaskRecord.anchor_ms.set(record.anchor_ms),
+            TaskRecord.paused_reason.set(record.paused_reason)
+            if record.paused_reason is not None
+            else TaskRecord.paused_reason.remove(),
+            TaskRecord.updated_ms.set(record.updated_ms),
+            TaskRecord.version.set(record.version),
+        ]
+        if record.next_run_ms is None:
+            actions += [TaskRecord.next_run_ms.remove(), TaskRecord.due_shard.remove()]
+        else:
+            actions += [
+                TaskRecord.next_run_ms.set(record.next_run_ms),
+                TaskRecord.due_shard.set(record.due_shard),
+            ]
+        renamed = task.name != old_name
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.update(
+                    record,
+                    actions=actions,
+                    condition=TaskRecord.version == expected_version,
+                )
+                if renamed:
+                    tx.save(
+                        UniqueRecord(key=name_key(task.project_id, task.name), owner=task.id),
+                        condition=UniqueRecord.key.does_not_exist(),
+                    )
+                    tx.delete(
+                        UniqueRecord(key=name_key(task.project_id, old_name)),
+                        condition=UniqueRecord.owner == task.id,
+                    )
+        except TransactWriteError as exc:
+            failed = failed_positions(exc)
+            if 0 in failed:
+                raise StorageConflict("version") from exc
+            if 1 in failed:
+                raise StorageConflict("name") from exc
+            raise
+
+    def delete(self, task: Task) -> None:
+        """Delete a task and release its name; StorageConflict if already gone."""
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.delete(self._to_record(task), condition=TaskRecord.id.exists())
+                tx.delete(
+                    UniqueRecord(key=name_key(task.project_id, task.name)),
+                    condition=UniqueRecord.owner == task.id,
+                )
+        except TransactWriteError as exc:
+            if failed_positions(exc):
+                raise StorageConflict("gone") from exc
+            raise

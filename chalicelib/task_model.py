@@ -1,0 +1,197 @@
+"""Scheduled tasks as the API and the engine see them (DESIGN §3, §4).
+
+`TaskSpec` is everything a user defines, with the defaults of DESIGN §4; it
+validates `POST /v1/scheduled-tasks` bodies and merge-patched documents alike.
+`Task` adds what the system keeps; `TaskView` is the API representation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from chalicelib.schedules import ScheduleError, parse_schedule, parse_timezone
+
+
+class Kind(StrEnum):
+    TASK = "task"
+    SERVICE = "service"
+
+
+class CatchUp(StrEnum):
+    LATEST = "latest"
+    ALL = "all"
+    SKIP = "skip"
+
+
+class OnOverlap(StrEnum):
+    QUEUE = "queue"
+    BUFFER_ONE = "buffer_one"
+    SKIP = "skip"
+    TERMINATE = "terminate"
+    ALLOW = "allow"
+
+
+class Backoff(StrEnum):
+    CONSTANT = "constant"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+class Restart(StrEnum):
+    NEVER = "never"
+    ALWAYS = "always"
+    ON_FAILURE = "on_failure"
+
+
+class LogOnFull(StrEnum):
+    DROP_NEW = "drop_new"
+    DROP_OLD = "drop_old"
+    KILL_TASK = "kill_task"
+
+
+def _seconds_out(value: float) -> int | float:
+    # Durations are JSON numbers; whole seconds print as integers (60, not 60.0).
+    return int(value) if float(value).is_integer() else value
+
+
+#: A duration in seconds (DESIGN §4: durations in /v1 are seconds).
+Seconds = Annotated[float, PlainSerializer(_seconds_out, return_type=int | float)]
+
+ONE_DAY_S = 86_400
+#: Largest accepted duration of any policy: one year.
+MAX_DURATION_S = 366 * ONE_DAY_S
+MAX_LOG_BYTES = 262_144
+
+_ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class TaskSpec(BaseModel):
+    """A task definition: `POST /v1/scheduled-tasks` body, and the merge-patch target."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    name: str = Field(min_length=1, max_length=200, description="Unique within the project.")
+    description: str = Field("", max_length=2000)
+    group: str = Field("", max_length=100, description="Free label for filtering and display.")
+    kind: Kind = Field(Kind.TASK, description="A service keeps `instances` runs alive.")
+    schedule: str | None = Field(
+        None,
+        validate_default=True,
+        description=(
+            "5-field cron, 6-field cron with seconds first, an alias such as `@daily`, "
+            "`@every 5m`, or `@once <RFC 3339>`. Required unless `kind` is `service`."
+        ),
+        examples=["0 9 * * MON-FRI", "*/30 * * * * *", "@every 1h30m"],
+    )
+    timezone: str = Field("UTC", description="IANA time zone of the cron fields.")
+    action: str = Field(pattern=_ACTION_NAME, description="Name of a registered action.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments.")
+    enabled: bool = True
+
+    catch_up: CatchUp = CatchUp.LATEST
+    catch_up_window: Seconds = Field(ONE_DAY_S, ge=0, le=MAX_DURATION_S)
+    on_overlap: OnOverlap = OnOverlap.QUEUE
+    parallelism: int = Field(1, ge=1, le=1000)
+    pause_after_failures: int = Field(0, ge=0, le=10_000, description="0 never pauses.")
+    retry_attempts: int = Field(0, ge=0, le=100)
+    retry_backoff: Backoff = Backoff.CONSTANT
+    retry_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S)
+    timeout: Seconds = Field(300, gt=0, le=MAX_DURATION_S)
+    restart: Restart = Restart.NEVER
+    restart_backoff: Backoff = Backoff.CONSTANT
+    restart_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S)
+    instances: int = Field(1, ge=1, le=100)
+    keep_runs: int = Field(100, ge=1, le=10_000)
+    keep_for: Seconds = Field(30 * ONE_DAY_S, gt=0, le=MAX_DURATION_S)
+    log_max_size: int = Field(65_536, ge=1, le=MAX_LOG_BYTES, description="Bytes per run.")
+    log_on_full: LogOnFull = LogOnFull.DROP_NEW
+    api_trigger: bool = True
+    requires_approval: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if not name.strip():
+            raise PydanticCustomError("name", "must not be blank")
+        if _CONTROL.search(name):
+            raise PydanticCustomError("name", "must not contain control characters")
+        return name
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            parse_timezone(zone)
+        except ScheduleError as exc:
+            raise PydanticCustomError("timezone", str(exc)) from exc
+        return zone
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, schedule: str | None, info: ValidationInfo) -> str | None:
+        if schedule is None:
+            if info.data.get("kind", Kind.TASK) == Kind.TASK:
+                raise PydanticCustomError("missing", "is required for a task of kind 'task'")
+            return None
+        try:
+            return parse_schedule(schedule).text
+        except ScheduleError as exc:
+            raise PydanticCustomError("schedule", str(exc)) from exc
+
+
+class Task(TaskSpec):
+    """A stored task: the user's spec and what the system keeps about it."""
+
+    id: str
+    project_id: str
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_status: str | None = None
+    paused_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    #: Start of `@every` intervals: creation or the last schedule change.
+    anchor_at: datetime
+    consecutive_failures: int = 0
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec.model_validate(self.model_dump(include=set(TaskSpec.model_fields)))
+
+
+class TaskView(TaskSpec):
+    """A task as `/v1` lists it."""
+
+    model_config = ConfigDict(extra="forbid", title="Task")
+
+    id: str
+    project_id: str
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_status: str | None
+    paused_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class TaskDetailView(TaskView):
+    """A task as `GET /v1/scheduled-tasks/{task_id}` shows it."""
+
+    model_config = ConfigDict(extra="forbid", title="TaskDetail")
+
+    upcoming: list[datetime] = Field(description="The next 5 fire times; empty when disabled.")

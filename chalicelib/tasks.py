@@ -1,0 +1,210 @@
+"""Scheduled tasks: create, read, list, merge-patch and delete (DESIGN §3, §4, §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.auth import Principal
+from chalicelib.clock import Clock, IdFactory
+from chalicelib.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+    from_pydantic,
+)
+from chalicelib.schedules import next_fire, parse_schedule, parse_timezone, upcoming
+from chalicelib.storage.errors import StorageConflict
+from chalicelib.storage.pages import Page
+from chalicelib.storage.tasks import TaskFilter, TaskStore
+from chalicelib.task_model import Kind, Task, TaskSpec
+
+#: How many fire times `GET /v1/scheduled-tasks/{task_id}` shows.
+UPCOMING_COUNT = 5
+#: Attempts of a PATCH without If-Match that races another writer.
+_PATCH_ATTEMPTS = 3
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge recursively, `null` removes."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _fires(spec: TaskSpec) -> bool:
+    return spec.enabled and spec.kind is Kind.TASK and spec.schedule is not None
+
+
+def next_run(spec: TaskSpec, *, after: datetime, anchor: datetime) -> datetime | None:
+    """The task's first firing strictly after `after`; None if it will not fire."""
+    if not _fires(spec):
+        return None
+    assert spec.schedule is not None
+    return next_fire(
+        parse_schedule(spec.schedule), parse_timezone(spec.timezone), after, anchor=anchor
+    )
+
+
+def upcoming_runs(task: Task, count: int = UPCOMING_COUNT) -> list[datetime]:
+    """`next_run_at` and the firings after it: what the tick will actually fire."""
+    if task.next_run_at is None or task.schedule is None:
+        return []
+    later = upcoming(
+        parse_schedule(task.schedule),
+        parse_timezone(task.timezone),
+        task.next_run_at,
+        anchor=task.anchor_at,
+        count=count - 1,
+    )
+    return [task.next_run_at, *later]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); None if absent."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise PreconditionFailed(f"If-Match {value!r} does not name a task version")
+    return int(text)
+
+
+class TaskService:
+    def __init__(self, store: TaskStore, clock: Clock, ids: IdFactory) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+
+    def create(self, principal: Principal, spec: TaskSpec) -> Task:
+        now = self._clock.now()
+        self._refuse_past_once(spec, now)
+        first = next_run(spec, after=now, anchor=now)
+        task = Task(
+            **spec.model_dump(),
+            id=self._ids.new_id("tsk"),
+            project_id=principal.project_id,
+            next_run_at=first,
+            created_at=now,
+            updated_at=now,
+            anchor_at=now,
+            version=1,
+        )
+        try:
+            self._store.create(task)
+        except StorageConflict as exc:
+            raise self._name_taken(spec.name) from exc
+        return task
+
+    def get(self, principal: Principal, task_id: str) -> Task:
+        task = self._store.get(task_id)
+        # Another project's task is indistinguishable from a missing one.
+        if task is None or task.project_id != principal.project_id:
+            raise NotFound(f"scheduled task '{task_id}' not found")
+        return task
+
+    def list(
+        self, principal: Principal, *, limit: int, cursor: str | None, where: TaskFilter
+    ) -> Page[Task]:
+        return self._store.list_project(
+            principal.project_id, limit=limit, cursor=cursor, where=where
+        )
+
+    def patch(
+        self, principal: Principal, task_id: str, patch: dict[str, Any], if_match: int | None
+    ) -> Task:
+        """Apply a JSON merge patch to the task's spec.
+
+        With If-Match the write happens only at that version (412 otherwise);
+        without it a concurrent change is re-read and the patch applied again.
+        """
+        for _ in range(_PATCH_ATTEMPTS):
+            current = self.get(principal, task_id)
+            if if_match is not None and if_match != current.version:
+                raise PreconditionFailed(f"task is at version {current.version}, not {if_match}")
+            updated = self._patched(current, patch)
+            try:
+                self._store.replace(
+                    updated, expected_version=current.version, old_name=current.name
+                )
+            except StorageConflict as exc:
+                if exc.reason == "name":
+                    raise self._name_taken(updated.name) from exc
+                if if_match is not None:
+                    raise PreconditionFailed("task changed meanwhile") from exc
+                continue
+            return updated
+        raise Conflict("task keeps changing; try again")
+
+    def delete(self, principal: Principal, task_id: str) -> None:
+        task = self.get(principal, task_id)
+        try:
+            self._store.delete(task)
+        except StorageConflict as exc:
+            raise NotFound(f"scheduled task '{task_id}' not found") from exc
+
+    # ------------------------------------------------------------ helpers
+    def _patched(self, current: Task, patch: dict[str, Any]) -> Task:
+        document = merge_patch(current.spec().model_dump(mode="json"), patch)
+        try:
+            spec = TaskSpec.model_validate(document)
+        except ValidationError as exc:
+            raise from_pydantic(exc, "body") from exc
+        now = self._clock.now()
+        before = current.spec()
+        timing_changed = (spec.schedule, spec.timezone, spec.kind) != (
+            before.schedule,
+            before.timezone,
+            before.kind,
+        )
+        re_enabled = spec.enabled and not before.enabled
+        anchor, next_run_at, paused_reason = (
+            current.anchor_at,
+            current.next_run_at,
+            current.paused_reason,
+        )
+        if timing_changed or re_enabled or not _fires(spec):
+            # A schedule change or a re-enable starts afresh from now: the
+            # disabled period is not caught up (DESIGN §4).
+            anchor = now if (timing_changed or re_enabled) else anchor
+            next_run_at = next_run(spec, after=now, anchor=anchor)
+            if timing_changed:
+                self._refuse_past_once(spec, now)
+        if spec.enabled:
+            paused_reason = None
+        return current.model_copy(
+            update={
+                **spec.model_dump(),
+                "next_run_at": next_run_at,
+                "anchor_at": anchor,
+                "paused_reason": paused_reason,
+                "updated_at": now,
+                "version": current.version + 1,
+            }
+        )
+
+    @staticmethod
+    def _refuse_past_once(spec: TaskSpec, now: datetime) -> None:
+        """A one-shot whose time has passed would never fire: refuse it."""
+        if spec.schedule is None or spec.kind is Kind.SERVICE:
+            return
+        schedule = parse_schedule(spec.schedule)
+        if schedule.kind == "once" and (
+            next_fire(schedule, parse_timezone(spec.timezone), now, anchor=now) is None
+        ):
+            raise ValidationFailed.at(
+                "body.schedule", "the @once time is in the past", spec.schedule
+            )
+
+    @staticmethod
+    def _name_taken(name: str) -> Conflict:
+        return Conflict(f"a scheduled task named {name!r} already exists in this project")

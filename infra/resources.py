@@ -1,0 +1,225 @@
+"""The one definition of Tickwork's AWS resources.
+
+Tables, indexes, queues, the dead-letter queue, the console bucket and the
+alarms are declared here once, as CloudFormation resources. `template(stage)`
+is what `make deploy` hands to CloudFormation; the local stack provisions
+moto from the very same resource properties (`infra.local`), and a test
+checks the PynamoDB models in `chalicelib/storage/tables.py` against them,
+so the three cannot drift apart.
+
+Naming: every physical name is `tickwork-<stage>-<logical name>`; the
+application derives the same names from `TICKWORK_STAGE` (see
+`chalicelib.settings`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Json = dict[str, Any]
+
+#: Seconds a received job message stays invisible before SQS redelivers it.
+#: Longer than the largest task timeout (DESIGN caps it via leases; see engine).
+JOBS_VISIBILITY_TIMEOUT_S = 960
+#: Receives after which SQS moves a message to the dead-letter queue.
+JOBS_MAX_RECEIVE_COUNT = 5
+
+
+def _gsi(name: str, hash_key: str, range_key: str | None = None, projection: str = "ALL") -> Json:
+    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    return {"IndexName": name, "KeySchema": schema, "Projection": {"ProjectionType": projection}}
+
+
+def _table(
+    logical: str,
+    stage: str,
+    hash_key: str,
+    attributes: dict[str, str],
+    *,
+    range_key: str | None = None,
+    indexes: list[Json] | None = None,
+    ttl_attribute: str | None = None,
+) -> Json:
+    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    props: Json = {
+        "TableName": physical_name(stage, logical),
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in attributes.items()
+        ],
+        "KeySchema": schema,
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    }
+    if indexes:
+        props["GlobalSecondaryIndexes"] = indexes
+    if ttl_attribute:
+        props["TimeToLiveSpecification"] = {"AttributeName": ttl_attribute, "Enabled": True}
+    return {"Type": "AWS::DynamoDB::Table", "Properties": props}
+
+
+def physical_name(stage: str, logical: str) -> str:
+    """Physical name of a table or queue: `tickwork-<stage>-<logical>`."""
+    return f"tickwork-{stage}-{logical}"
+
+
+def tables(stage: str) -> dict[str, Json]:
+    """CloudFormation resources of every table, keyed by logical table name."""
+    return {
+        # Scheduled tasks. `by_project` lists a project's tasks by name;
+        # `due` is sparse: only enabled tasks with a next firing carry
+        # `due_shard`, so the tick's Query reads due tasks and nothing else.
+        "tasks": _table(
+            "tasks",
+            stage,
+            "id",
+            {"id": "S", "project_id": "S", "name": "S", "due_shard": "S", "next_run_ms": "N"},
+            indexes=[
+                _gsi("by_project", "project_id", "name"),
+                _gsi("due", "due_shard", "next_run_ms"),
+            ],
+        ),
+        # Jobs (runs). `by_task` serves a task's runs newest first;
+        # `by_project` and `by_project_status` serve the queue listings and
+        # counts; `by_correlation` serves correlation lookups; `due` (sparse)
+        # holds jobs waiting in DynamoDB for a defer time or a long retry delay.
+        "jobs": _table(
+            "jobs",
+            stage,
+            "id",
+            {
+                "id": "S",
+                "task_id": "S",
+                "project_id": "S",
+                "project_status": "S",
+                "project_correlation": "S",
+                "created_ms": "N",
+                "scheduled_ms": "N",
+                "due_shard": "S",
+                "due_ms": "N",
+            },
+            indexes=[
+                _gsi("by_task", "task_id", "scheduled_ms"),
+                _gsi("by_project", "project_id", "created_ms"),
+                _gsi("by_project_status", "project_status", "created_ms"),
+                _gsi("by_correlation", "project_correlation", "created_ms"),
+                _gsi("due", "due_shard", "due_ms"),
+            ],
+            ttl_attribute="expires_at_s",
+        ),
+        # Human approval requests: listed per project and status; the sparse
+        # `due` index finds pending requests whose approval window ran out.
+        "approvals": _table(
+            "approvals",
+            stage,
+            "id",
+            {
+                "id": "S",
+                "project_status": "S",
+                "requested_ms": "N",
+                "due_shard": "S",
+                "expires_ms": "N",
+            },
+            indexes=[
+                _gsi("by_project_status", "project_status", "requested_ms"),
+                _gsi("due", "due_shard", "expires_ms"),
+            ],
+            ttl_attribute="expires_at_s",
+        ),
+        # API tokens, keyed by the SHA-256 of the secret so authentication is
+        # one consistent GetItem; `by_id` finds a token to revoke, `by_kind`
+        # lists them all (a handful of items) without a Scan.
+        "tokens": _table(
+            "tokens",
+            stage,
+            "token_hash",
+            {"token_hash": "S", "id": "S", "kind": "S", "created_ms": "N"},
+            indexes=[_gsi("by_id", "id"), _gsi("by_kind", "kind", "created_ms")],
+        ),
+        # Per-minute counters and latency histograms, updated atomically.
+        "metrics": _table(
+            "metrics",
+            stage,
+            "pk",
+            {"pk": "S", "sk": "S"},
+            range_key="sk",
+            ttl_attribute="expires_at_s",
+        ),
+        # Uniqueness claims (a task name per project, a queue job id per
+        # project): written in the same transaction as the item that owns them.
+        "uniques": _table("uniques", stage, "key", {"key": "S"}),
+    }
+
+
+def queues(stage: str) -> dict[str, Json]:
+    """CloudFormation resources of the jobs queue and its dead-letter queue."""
+    return {
+        "JobsDeadLetterQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": physical_name(stage, "jobs-dlq"),
+                "MessageRetentionPeriod": 1209600,
+            },
+        },
+        "JobsQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": physical_name(stage, "jobs"),
+                "VisibilityTimeout": JOBS_VISIBILITY_TIMEOUT_S,
+                "MessageRetentionPeriod": 1209600,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+                    "maxReceiveCount": JOBS_MAX_RECEIVE_COUNT,
+                },
+            },
+        },
+    }
+
+
+def table_resource_id(logical: str) -> str:
+    """CloudFormation logical id of a table, e.g. `TasksTable`."""
+    return f"{logical.capitalize()}Table"
+
+
+def template(stage: str) -> Json:
+    """The whole CloudFormation template for one stage."""
+    resources: Json = {table_resource_id(name): res for name, res in tables(stage).items()}
+    resources.update(queues(stage))
+    resources["ConsoleBucket"] = {
+        "Type": "AWS::S3::Bucket",
+        "Properties": {
+            "WebsiteConfiguration": {"IndexDocument": "index.html", "ErrorDocument": "index.html"},
+        },
+    }
+    resources["DeadLetterAlarm"] = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": physical_name(stage, "dead-letters"),
+            "AlarmDescription": "Jobs reached the dead-letter queue.",
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [
+                {"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}}
+            ],
+            "Statistic": "Maximum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    }
+    outputs = {
+        "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
+        "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
+        "ConsoleBucketName": {"Value": {"Ref": "ConsoleBucket"}},
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"Tickwork tables, queues, console bucket and alarms ({stage})",
+        "Resources": resources,
+        "Outputs": outputs,
+    }
