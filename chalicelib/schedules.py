@@ -6,6 +6,7 @@ All instants returned are aware datetimes in UTC with whole seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import re
@@ -78,14 +79,16 @@ _RFC3339 = re.compile(
 # A fixed, leap-year start for the "never fires" probe, so parsing never reads the clock.
 _PROBE_START = datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 # Zone names are letters, digits, '_', '+', '-' separated by '/'; no dots keeps paths out.
-_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]{1,64}(?:/[A-Za-z0-9_+\-]{1,64}){0,3}")
+_HOST_ZONES = frozenset({"localtime", "posixrules"})
 
 
 def parse_timezone(name: str) -> ZoneInfo:
     """Map an IANA zone name (e.g. 'Europe/Amsterdam') to a ZoneInfo; raise ScheduleError."""
     error = ScheduleError(f"unknown time zone {name!r}")
-    # ZoneInfo would read arbitrary relative paths, so screen the shape first.
-    if len(name) > 255 or not _ZONE_NAME.fullmatch(name):
+    # ZoneInfo would read arbitrary relative paths, so screen the shape first. 'localtime'
+    # is the host's zone and 'right/' zones count leap seconds: neither is a portable IANA zone.
+    if not _ZONE_NAME.fullmatch(name) or name in _HOST_ZONES or name.startswith("right/"):
         raise error
     try:
         return ZoneInfo(name)
@@ -99,7 +102,7 @@ def parse_schedule(text: str) -> Schedule:
     if not tokens:
         raise ScheduleError("schedule is empty")
     if not tokens[0].startswith("@"):
-        return _parse_cron(" ".join(tokens), tokens)
+        return _parse_cron(" ".join(tokens))
     keyword, args = tokens[0].lower(), tokens[1:]
     normalised = " ".join([keyword, *args])
     if keyword == "@every":
@@ -118,10 +121,7 @@ def parse_schedule(text: str) -> Schedule:
         raise ScheduleError(f"unknown alias {tokens[0]!r}")
     if args:
         raise ScheduleError(f"alias {keyword!r} takes no arguments, got {' '.join(args)!r}")
-    expanded = _parse_cron(_ALIASES[keyword], _ALIASES[keyword].split())
-    return Schedule(
-        text=normalised, kind="cron", cron=expanded.cron, fixed_hours=expanded.fixed_hours
-    )
+    return dataclasses.replace(_parse_cron(_ALIASES[keyword]), text=normalised)
 
 
 def _parse_duration(token: str) -> int:
@@ -160,7 +160,8 @@ def _parse_once(token: str) -> datetime:
         raise ScheduleError(f"invalid @once time {token!r}: {exc}") from exc
 
 
-def _parse_cron(expr: str, fields: list[str]) -> Schedule:
+def _parse_cron(expr: str) -> Schedule:
+    fields = expr.split()
     if len(fields) not in (5, 6):
         raise ScheduleError(
             "cron expression must have 5 fields (minute hour day-of-month month day-of-week) "

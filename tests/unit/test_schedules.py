@@ -447,6 +447,8 @@ def test_parse_timezone_valid(name: str) -> None:
         "Europe/Amsterdam ",
         "x" * 300,
         "a\0b",
+        "localtime",
+        "right/UTC",
     ],
 )
 def test_parse_timezone_invalid(name: str) -> None:

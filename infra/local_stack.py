@@ -1,0 +1,156 @@
+"""`make run`: the whole of Tickwork on one machine, on the embedded AWS.
+
+Starts moto, provisions it from `infra.resources`, restores the data kept in
+`TICKWORK_STATE_DIR`, makes sure project `default` has an admin token, serves
+the Chalice app over HTTP on `TICKWORK_PORT`, and snapshots the tables after
+writes. Ctrl-C (or SIGTERM) stops everything and keeps the data.
+
+Settings (environment):
+  TICKWORK_PORT           HTTP port of the API and console (8000)
+  TICKWORK_HOST           interface to bind (127.0.0.1)
+  TICKWORK_STATE_DIR      where data survives restarts (.tickwork/)
+  TICKWORK_ADMIN_TOKEN    secret of the bootstrap admin token (generated once if unset)
+  TICKWORK_SNAPSHOT_SECONDS  how often written data is saved (2)
+  TICKWORK_TICK_SECONDS   tick period of the scheduler (5; used by the engine)
+  TICKWORK_WORKERS        executor workers (4; used by the engine)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from chalice.config import Config
+from chalice.local import LocalDevServer
+
+from chalicelib import services as services_module
+from chalicelib.auth import DEFAULT_PROJECT, SECRET_PREFIX, Role
+from chalicelib.services import Services
+from chalicelib.settings import Settings
+from infra.embedded_aws import EmbeddedAws
+from infra.local import provision, restore, snapshot
+
+STAGE = "local"
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    host: str
+    port: int
+    state_dir: Path
+    admin_token: str | None
+    snapshot_s: float
+    tick_s: float
+    workers: int
+
+    @classmethod
+    def from_env(cls) -> LocalConfig:
+        env = os.environ
+        return cls(
+            host=env.get("TICKWORK_HOST", "127.0.0.1"),
+            port=int(env.get("TICKWORK_PORT", "8000")),
+            state_dir=Path(env.get("TICKWORK_STATE_DIR", ".tickwork")),
+            admin_token=env.get("TICKWORK_ADMIN_TOKEN") or None,
+            snapshot_s=float(env.get("TICKWORK_SNAPSHOT_SECONDS", "2")),
+            tick_s=float(env.get("TICKWORK_TICK_SECONDS", "5")),
+            workers=int(env.get("TICKWORK_WORKERS", "4")),
+        )
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.state_dir / "dynamodb.json"
+
+
+def admin_secret(config: LocalConfig) -> str:
+    """TICKWORK_ADMIN_TOKEN, or the token generated on the first run (kept in the state dir)."""
+    if config.admin_token:
+        return config.admin_token
+    path = config.state_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main() -> int:
+    config = LocalConfig.from_env()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)
+
+    aws = EmbeddedAws()
+    aws.start()
+    provision(aws.endpoint_url, STAGE)
+    restored = restore(aws.endpoint_url, STAGE, config.snapshot_path)
+    say(f"Restored {restored} items from {config.snapshot_path}" if restored else
+        f"Fresh state in {config.state_dir}/")
+
+    settings = Settings(stage=STAGE, aws_endpoint_url=aws.endpoint_url)
+    current = Services.build(settings)
+    services_module.use(current)
+    secret = admin_secret(config)
+    current.tokens.ensure(secret, DEFAULT_PROJECT, Role.ADMIN, "bootstrap admin")
+
+    from app import app  # the app's routes read the services installed above
+
+    server = LocalDevServer(app, Config(chalice_stage=STAGE), config.host, config.port)
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=server.server.serve_forever, name="api", daemon=True),
+        threading.Thread(target=keep_snapshots, args=(aws, config, stop), name="snapshots",
+                         daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    base = f"http://{config.host}:{config.port}"
+    say(f"Admin token (project {DEFAULT_PROJECT}): {secret}")
+    say(f"Tickwork ready on {base}  (API {base}/v1, spec {base}/openapi.json)")
+    stop.wait()
+
+    say("Stopping...")
+    server.shutdown()
+    for thread in threads:
+        thread.join(timeout=10)
+    saved = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
+    aws.stop()
+    say(f"Saved {saved} items to {config.snapshot_path}. Tickwork stopped.")
+    return 0
+
+
+def keep_snapshots(aws: EmbeddedAws, config: LocalConfig, stop: threading.Event) -> None:
+    """Save the tables after writes, at most every `snapshot_s` seconds."""
+    while not stop.wait(config.snapshot_s):
+        if aws.take_dirty():
+            started = time.monotonic()
+            count = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
+            if time.monotonic() - started > 1:
+                say(f"Snapshot of {count} items took {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
