@@ -1,6 +1,6 @@
 """Tickwork's Chalice app: it only wires the blueprints (see chalicelib/)."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api import admin_tokens, meta, scheduled_tasks
 

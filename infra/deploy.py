@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -20,6 +21,7 @@ def deploy(stage: str) -> None:
     cloudformation = boto3.client("cloudformation")
     name = f"tickwork-{stage}-infra"
     body = json.dumps(template(stage))
+    waiter: Any
     try:
         cloudformation.describe_stacks(StackName=name)
         exists = True

@@ -25,7 +25,7 @@ _NOT_CREATE_TABLE = {"TimeToLiveSpecification", "PointInTimeRecoverySpecificatio
 
 
 def _client(service: str, endpoint_url: str, region: str) -> Any:
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=region,

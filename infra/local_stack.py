@@ -100,8 +100,11 @@ def main() -> int:
     aws.start()
     provision(aws.endpoint_url, STAGE)
     restored = restore(aws.endpoint_url, STAGE, config.snapshot_path)
-    say(f"Restored {restored} items from {config.snapshot_path}" if restored else
-        f"Fresh state in {config.state_dir}/")
+    say(
+        f"Restored {restored} items from {config.snapshot_path}"
+        if restored
+        else f"Fresh state in {config.state_dir}/"
+    )
 
     settings = Settings(stage=STAGE, aws_endpoint_url=aws.endpoint_url)
     current = Services.build(settings)
@@ -115,8 +118,9 @@ def main() -> int:
     stop = threading.Event()
     threads = [
         threading.Thread(target=server.server.serve_forever, name="api", daemon=True),
-        threading.Thread(target=keep_snapshots, args=(aws, config, stop), name="snapshots",
-                         daemon=True),
+        threading.Thread(
+            target=keep_snapshots, args=(aws, config, stop), name="snapshots", daemon=True
+        ),
     ]
     for thread in threads:
         thread.start()

@@ -2,9 +2,10 @@
 
 `python -m infra.requirements` prints it; `--check FILE` exits 1 if FILE is
 stale; `--vendor DIR` installs the packages that must come without their
-dependencies into DIR (Chalice's `vendor/`). boto3/botocore are never listed: the Lambda runtime provides them;
-nor is chalice, whose runtime module Chalice adds to the package itself (the
-CLI and its dependencies have no place in Lambda).
+dependencies into DIR (Chalice's `vendor/`). boto3/botocore are never listed:
+the Lambda runtime provides them; nor is chalice, whose runtime module Chalice
+adds to the package itself (the CLI and its dependencies have no place in
+Lambda).
 """
 
 from __future__ import annotations
@@ -46,8 +47,18 @@ def vendor(target: Path) -> None:
     """pip-install VENDORED packages, without dependencies, into `target`."""
     wanted = [r for r in _dependencies() if _name(r) in VENDORED]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
-         "--target", str(target), *wanted],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+            str(target),
+            *wanted,
+        ],
         check=True,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 from pydantic import BaseModel, Field
 
 from chalicelib.api.common import ListQuery

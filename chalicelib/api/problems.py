@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice import Response
-from chalice.app import Request
+from chalice.app import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.routing import public_base_url, request_path
@@ -63,11 +62,11 @@ class ProblemSurface:
         return request_token(request.headers or {})
 
     def render_error(self, error: TickworkError, request: Request) -> Response:
-        headers = {"Content-Type": self.error_media_type}
+        headers: dict[str, str | list[str]] = {"Content-Type": self.error_media_type}
         if error.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="tickwork"'
         return Response(
-            body=json.dumps(problem(error, request), default=str),
+            body=json.dumps(problem(error, request), default=str, separators=(",", ":")),
             status_code=error.status,
             headers=headers,
         )

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from chalice import Blueprint, Response
-from chalice.app import Request
+from chalice.app import Blueprint, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.auth import Principal
@@ -96,7 +95,11 @@ class Call:
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    body = payload.model_dump_json() if isinstance(payload, BaseModel) else json.dumps(payload)
+    body = (
+        payload.model_dump_json()
+        if isinstance(payload, BaseModel)
+        else json.dumps(payload, separators=(",", ":"))
+    )
     return Response(
         body=body,
         status_code=status,
@@ -222,7 +225,7 @@ def request_path(request: Request) -> str:
 
 def public_base_url(request: Request) -> str:
     """Scheme and host the client used, for links such as `$schema`."""
-    headers = request.headers or {}
+    headers: Mapping[str, str] = request.headers or {}
     host = headers.get("host", "localhost")
     proto = headers.get(
         "x-forwarded-proto", "http" if host.startswith(("127.", "localhost")) else "https"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from chalicelib.api.common import ListQuery, ensure_args_fit
@@ -36,7 +36,7 @@ TaskPatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "TaskPatch",
     __config__=ConfigDict(extra="forbid"),
     **{
-        name: (field.annotation | None, Field(None, description=field.description))
+        name: (Optional[field.annotation], Field(None, description=field.description))  # noqa: UP045
         for name, field in TaskSpec.model_fields.items()
     },
 )

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pynamodb.models import Model
 from pynamodb.pagination import ResultIterator
@@ -62,7 +62,7 @@ def decode_cursor(
         key.get(name, {}).get("S") != value for name, value in expect.items()
     ):
         raise ValidationFailed.at(location, "is not a cursor from this list", cursor)
-    return key
+    return cast(dict[str, Any], key)
 
 
 def read_page(model: type[M], results: ResultIterator[M], limit: int) -> Page[M]:

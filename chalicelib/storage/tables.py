@@ -34,19 +34,21 @@ class _Meta:
     max_retry_attempts = 3
 
 
-def _index_meta(name: str) -> type:
-    return type("Meta", (), {"index_name": name, "projection": AllProjection()})
-
-
 # ---------------------------------------------------------------- tasks
 class TasksByProject(GlobalSecondaryIndex["TaskRecord"]):
-    Meta = _index_meta("by_project")
+    class Meta:
+        index_name = "by_project"
+        projection = AllProjection()
+
     project_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute(range_key=True)
 
 
 class TasksDue(GlobalSecondaryIndex["TaskRecord"]):
-    Meta = _index_meta("due")
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
     due_shard = UnicodeAttribute(hash_key=True)
     next_run_ms = NumberAttribute(range_key=True)
 
@@ -55,7 +57,8 @@ class TaskRecord(Model):
     """A scheduled task. `spec` holds the user's definition (validated JSON);
     the top-level attributes are what indexes, filters and the tick need."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "tasks"})
+    class Meta(_Meta):
+        logical_name = "tasks"
 
     id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()
@@ -83,31 +86,46 @@ class TaskRecord(Model):
 
 # ---------------------------------------------------------------- jobs
 class JobsByTask(GlobalSecondaryIndex["JobRecord"]):
-    Meta = _index_meta("by_task")
+    class Meta:
+        index_name = "by_task"
+        projection = AllProjection()
+
     task_id = UnicodeAttribute(hash_key=True)
     scheduled_ms = NumberAttribute(range_key=True)
 
 
 class JobsByProject(GlobalSecondaryIndex["JobRecord"]):
-    Meta = _index_meta("by_project")
+    class Meta:
+        index_name = "by_project"
+        projection = AllProjection()
+
     project_id = UnicodeAttribute(hash_key=True)
     created_ms = NumberAttribute(range_key=True)
 
 
 class JobsByProjectStatus(GlobalSecondaryIndex["JobRecord"]):
-    Meta = _index_meta("by_project_status")
+    class Meta:
+        index_name = "by_project_status"
+        projection = AllProjection()
+
     project_status = UnicodeAttribute(hash_key=True)
     created_ms = NumberAttribute(range_key=True)
 
 
 class JobsByCorrelation(GlobalSecondaryIndex["JobRecord"]):
-    Meta = _index_meta("by_correlation")
+    class Meta:
+        index_name = "by_correlation"
+        projection = AllProjection()
+
     project_correlation = UnicodeAttribute(hash_key=True)
     created_ms = NumberAttribute(range_key=True)
 
 
 class JobsDue(GlobalSecondaryIndex["JobRecord"]):
-    Meta = _index_meta("due")
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
     due_shard = UnicodeAttribute(hash_key=True)
     due_ms = NumberAttribute(range_key=True)
 
@@ -115,7 +133,8 @@ class JobsDue(GlobalSecondaryIndex["JobRecord"]):
 class JobRecord(Model):
     """One execution (DESIGN §5). Written by the engine and the queue API."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "jobs"})
+    class Meta(_Meta):
+        logical_name = "jobs"
 
     id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()
@@ -157,13 +176,19 @@ class JobRecord(Model):
 
 # ---------------------------------------------------------------- approvals
 class ApprovalsByProjectStatus(GlobalSecondaryIndex["ApprovalRecord"]):
-    Meta = _index_meta("by_project_status")
+    class Meta:
+        index_name = "by_project_status"
+        projection = AllProjection()
+
     project_status = UnicodeAttribute(hash_key=True)
     requested_ms = NumberAttribute(range_key=True)
 
 
 class ApprovalsDue(GlobalSecondaryIndex["ApprovalRecord"]):
-    Meta = _index_meta("due")
+    class Meta:
+        index_name = "due"
+        projection = AllProjection()
+
     due_shard = UnicodeAttribute(hash_key=True)
     expires_ms = NumberAttribute(range_key=True)
 
@@ -171,7 +196,8 @@ class ApprovalsDue(GlobalSecondaryIndex["ApprovalRecord"]):
 class ApprovalRecord(Model):
     """A human-in-the-loop approval request (DESIGN §5)."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "approvals"})
+    class Meta(_Meta):
+        logical_name = "approvals"
 
     id = UnicodeAttribute(hash_key=True)
     project_id = UnicodeAttribute()
@@ -194,12 +220,18 @@ class ApprovalRecord(Model):
 
 # ---------------------------------------------------------------- tokens
 class TokensById(GlobalSecondaryIndex["TokenRecord"]):
-    Meta = _index_meta("by_id")
+    class Meta:
+        index_name = "by_id"
+        projection = AllProjection()
+
     id = UnicodeAttribute(hash_key=True)
 
 
 class TokensByKind(GlobalSecondaryIndex["TokenRecord"]):
-    Meta = _index_meta("by_kind")
+    class Meta:
+        index_name = "by_kind"
+        projection = AllProjection()
+
     kind = UnicodeAttribute(hash_key=True)
     created_ms = NumberAttribute(range_key=True)
 
@@ -207,7 +239,8 @@ class TokensByKind(GlobalSecondaryIndex["TokenRecord"]):
 class TokenRecord(Model):
     """An API token. Only the SHA-256 of the secret is stored."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "tokens"})
+    class Meta(_Meta):
+        logical_name = "tokens"
 
     token_hash = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute()
@@ -227,7 +260,8 @@ class TokenRecord(Model):
 class MetricRecord(Model):
     """Per-minute counters and histograms: `pk` a minute bucket, `sk` a series."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "metrics"})
+    class Meta(_Meta):
+        logical_name = "metrics"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -239,7 +273,8 @@ class MetricRecord(Model):
 class UniqueRecord(Model):
     """A uniqueness claim such as `task-name#<project>#<name>`, owned by one item."""
 
-    Meta = type("Meta", (_Meta,), {"logical_name": "uniques"})
+    class Meta(_Meta):
+        logical_name = "uniques"
 
     key = UnicodeAttribute(hash_key=True)
     owner = UnicodeAttribute()

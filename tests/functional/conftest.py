@@ -32,7 +32,8 @@ class Api:
             all_headers.update(token.headers)
         if json_body is not None:
             body = json.dumps(json_body)
-        return self._client.http.request(method, path, headers=all_headers, body=body or b"")
+        payload = (body or "").encode()
+        return self._client.http.request(method, path, headers=all_headers, body=payload)
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)

@@ -49,33 +49,37 @@ def assert_problem(response: Any, status: int, location: str | None = None) -> d
 # ---------------------------------------------------------------- the cycle
 def test_create_applies_every_default_of_design_4(create: Callable[..., dict[str, Any]]) -> None:
     task = create()
-    assert task | {
-        "kind": "task",
-        "timezone": "UTC",
-        "args": {},
-        "enabled": True,
-        "description": "",
-        "group": "",
-        "catch_up": "latest",
-        "catch_up_window": 86400,
-        "on_overlap": "queue",
-        "parallelism": 1,
-        "pause_after_failures": 0,
-        "retry_attempts": 0,
-        "retry_backoff": "constant",
-        "retry_delay": 60,
-        "timeout": 300,
-        "restart": "never",
-        "restart_backoff": "constant",
-        "restart_delay": 60,
-        "instances": 1,
-        "keep_runs": 100,
-        "keep_for": 2592000,
-        "log_max_size": 65536,
-        "log_on_full": "drop_new",
-        "api_trigger": True,
-        "requires_approval": False,
-    } == task
+    assert (
+        task
+        | {
+            "kind": "task",
+            "timezone": "UTC",
+            "args": {},
+            "enabled": True,
+            "description": "",
+            "group": "",
+            "catch_up": "latest",
+            "catch_up_window": 86400,
+            "on_overlap": "queue",
+            "parallelism": 1,
+            "pause_after_failures": 0,
+            "retry_attempts": 0,
+            "retry_backoff": "constant",
+            "retry_delay": 60,
+            "timeout": 300,
+            "restart": "never",
+            "restart_backoff": "constant",
+            "restart_delay": 60,
+            "instances": 1,
+            "keep_runs": 100,
+            "keep_for": 2592000,
+            "log_max_size": 65536,
+            "log_on_full": "drop_new",
+            "api_trigger": True,
+            "requires_approval": False,
+        }
+        == task
+    )
     assert task["project_id"] == "acme"
     assert task["version"] == 1
     # The fake clock stands at 2027-01-04T09:00:00Z.
@@ -85,9 +89,17 @@ def test_create_applies_every_default_of_design_4(create: Callable[..., dict[str
 
 
 def test_create_get_list_patch_delete(api: Api, member: Token, clock: FakeClock) -> None:
-    created = body(api.post(TASKS, token=member, json_body=new_task(
-        timezone="Europe/Amsterdam", args={"to": "ops"}, group="reports",
-    )))
+    created = body(
+        api.post(
+            TASKS,
+            token=member,
+            json_body=new_task(
+                timezone="Europe/Amsterdam",
+                args={"to": "ops"},
+                group="reports",
+            ),
+        )
+    )
     task_id = created["id"]
 
     got = api.get(f"{TASKS}/{task_id}", token=member)
@@ -156,7 +168,9 @@ def test_stale_if_match_is_412_and_changes_nothing(
     task = create()
     api.patch(f"{TASKS}/{task['id']}", token=member, json_body={"description": "v2"})
     stale = api.patch(
-        f"{TASKS}/{task['id']}", token=member, json_body={"description": "lost update"},
+        f"{TASKS}/{task['id']}",
+        token=member,
+        json_body={"description": "lost update"},
         headers={"If-Match": '"1"'},
     )
     assert_problem(stale, 412)
@@ -168,16 +182,19 @@ def test_patch_validates_the_merged_task(
 ) -> None:
     task = create()
     path = f"{TASKS}/{task['id']}"
-    assert_problem(api.patch(path, token=member, json_body={"schedule": "61 * * * *"}), 422,
-                   "body.schedule")
+    assert_problem(
+        api.patch(path, token=member, json_body={"schedule": "61 * * * *"}), 422, "body.schedule"
+    )
     assert_problem(api.patch(path, token=member, json_body={"id": "other"}), 422, "body.id")
-    assert_problem(api.patch(path, token=member, json_body={"timeout": "soon"}), 422,
-                   "body.timeout")
+    assert_problem(
+        api.patch(path, token=member, json_body={"timeout": "soon"}), 422, "body.timeout"
+    )
     # null resets to the default, and a task without a schedule is refused.
     assert body(api.patch(path, token=member, json_body={"timeout": 5}))["timeout"] == 5
     assert body(api.patch(path, token=member, json_body={"timeout": None}))["timeout"] == 300
-    assert_problem(api.patch(path, token=member, json_body={"schedule": None}), 422,
-                   "body.schedule")
+    assert_problem(
+        api.patch(path, token=member, json_body={"schedule": None}), 422, "body.schedule"
+    )
 
 
 # ---------------------------------------------------------------- enable / disable
@@ -219,8 +236,9 @@ def test_every_is_measured_from_creation_and_restarts_on_schedule_change(
     task = create(schedule="@every 90s")
     assert task["next_run_at"] == "2027-01-04T09:01:37Z"
     clock.advance(100)  # 09:01:47
-    patched = body(api.patch(f"{TASKS}/{task['id']}", token=member,
-                             json_body={"schedule": "@every 1m"}))
+    patched = body(
+        api.patch(f"{TASKS}/{task['id']}", token=member, json_body={"schedule": "@every 1m"})
+    )
     assert patched["next_run_at"] == "2027-01-04T09:02:47Z"
 
 
@@ -228,11 +246,13 @@ def test_once_in_the_past_is_refused(api: Api, member: Token) -> None:
     past = api.post(TASKS, token=member, json_body=new_task(schedule="@once 2027-01-04T08:00:00Z"))
     assert_problem(past, 422, "body.schedule")
     # Exactly now (10:00+01:00 is 09:00Z) has passed too: firings are strictly later.
-    now = api.post(TASKS, token=member,
-                   json_body=new_task(schedule="@once 2027-01-04T10:00:00+01:00"))
+    now = api.post(
+        TASKS, token=member, json_body=new_task(schedule="@once 2027-01-04T10:00:00+01:00")
+    )
     assert_problem(now, 422, "body.schedule")
-    future = api.post(TASKS, token=member,
-                      json_body=new_task(schedule="@once 2027-01-04T10:30:00+01:00"))
+    future = api.post(
+        TASKS, token=member, json_body=new_task(schedule="@once 2027-01-04T10:30:00+01:00")
+    )
     assert body(future)["next_run_at"] == "2027-01-04T09:30:00Z"
     assert body(api.get(f"{TASKS}/{body(future)['id']}", token=member))["upcoming"] == [
         "2027-01-04T09:30:00Z"
@@ -277,8 +297,13 @@ def test_list_pages_with_an_opaque_cursor_and_filters(
 
 @pytest.mark.parametrize(
     ("query", "location"),
-    [("?limit=0", "query.limit"), ("?limit=201", "query.limit"), ("?limit=x", "query.limit"),
-     ("?cursor=garbage", "query.cursor"), ("?enabled=maybe", "query.enabled")],
+    [
+        ("?limit=0", "query.limit"),
+        ("?limit=201", "query.limit"),
+        ("?limit=x", "query.limit"),
+        ("?cursor=garbage", "query.cursor"),
+        ("?enabled=maybe", "query.enabled"),
+    ],
 )
 def test_bad_list_parameters_are_422(api: Api, member: Token, query: str, location: str) -> None:
     assert_problem(api.get(TASKS + query, token=member), 422, location)
@@ -291,8 +316,9 @@ def test_a_cursor_from_another_project_is_refused(
         create(name=f"t{i}")
     cursor = body(api.get(TASKS + "?limit=1", token=make_token("acme")))["next_cursor"]
     assert cursor
-    assert_problem(api.get(f"{TASKS}?cursor={cursor}", token=make_token("globex")), 422,
-                   "query.cursor")
+    assert_problem(
+        api.get(f"{TASKS}?cursor={cursor}", token=make_token("globex")), 422, "query.cursor"
+    )
 
 
 # ---------------------------------------------------------------- tenancy
@@ -342,8 +368,9 @@ def test_x_auth_token_header_authenticates(api: Api, member: Token) -> None:
 def test_invalid_fields_are_422_pointing_at_the_field(
     api: Api, member: Token, overrides: dict[str, Any], location: str
 ) -> None:
-    problem = assert_problem(api.post(TASKS, token=member, json_body=new_task(**overrides)), 422,
-                             location)
+    problem = assert_problem(
+        api.post(TASKS, token=member, json_body=new_task(**overrides)), 422, location
+    )
     assert problem["instance"] == TASKS
 
 
