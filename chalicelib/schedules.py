@@ -7,6 +7,7 @@ All instants returned are aware datetimes in UTC with whole seconds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import itertools
 import re
@@ -96,6 +97,8 @@ def parse_timezone(name: str) -> ZoneInfo:
         raise error from exc
 
 
+# Pure and hot (every task read re-validates its spec): parse each text once.
+@functools.lru_cache(maxsize=4096)
 def parse_schedule(text: str) -> Schedule:
     """Parse and validate a schedule string; raise ScheduleError with a user-facing message."""
     tokens = text.split()

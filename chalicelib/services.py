@@ -37,7 +37,9 @@ class Services:
             clock=clock,
             ids=ids,
             tokens=TokenService(TokenStore(), clock, ids),
-            tasks=TaskService(TaskStore(settings), clock, ids),
+            tasks=TaskService(
+                TaskStore(settings), clock, ids, max_args_bytes=settings.max_args_bytes
+            ),
         )
 
 

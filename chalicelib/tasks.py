@@ -16,6 +16,7 @@ from chalicelib.errors import (
     ValidationFailed,
     from_pydantic,
 )
+from chalicelib.limits import ensure_args_fit
 from chalicelib.schedules import next_fire, parse_schedule, parse_timezone, upcoming
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.pages import Page
@@ -80,12 +81,16 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, clock: Clock, ids: IdFactory) -> None:
+    def __init__(
+        self, store: TaskStore, clock: Clock, ids: IdFactory, *, max_args_bytes: int
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
+        self._max_args_bytes = max_args_bytes
 
     def create(self, principal: Principal, spec: TaskSpec) -> Task:
+        ensure_args_fit(spec.args, self._max_args_bytes)
         now = self._clock.now()
         self._refuse_past_once(spec, now)
         first = next_run(spec, after=now, anchor=now)
@@ -159,6 +164,7 @@ class TaskService:
             spec = TaskSpec.model_validate(document)
         except ValidationError as exc:
             raise from_pydantic(exc, "body") from exc
+        ensure_args_fit(spec.args, self._max_args_bytes)
         now = self._clock.now()
         before = current.spec()
         timing_changed = (spec.schedule, spec.timezone, spec.kind) != (

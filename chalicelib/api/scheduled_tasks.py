@@ -7,7 +7,7 @@ from typing import Any, Optional
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from chalicelib.api.common import ListQuery, ensure_args_fit
+from chalicelib.api.common import ListQuery
 from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint, json_response
 from chalicelib.storage.tasks import TaskFilter
@@ -94,9 +94,7 @@ def list_tasks(call: Call) -> TaskList:
 )
 def create_task(call: Call) -> Any:
     """Every field of DESIGN §4 may be given; omitted ones take their defaults."""
-    spec: TaskSpec = call.body
-    ensure_args_fit(spec.args, call.services.settings.max_args_bytes)
-    return _detail(call.services.tasks.create(call.who, spec), status=201)
+    return _detail(call.services.tasks.create(call.who, call.body), status=201)
 
 
 @endpoint(
@@ -129,8 +127,6 @@ def get_task(call: Call) -> Any:
 def patch_task(call: Call) -> Any:
     """RFC 7396 merge patch. With `If-Match: "<version>"` a stale version answers 412."""
     patch = call.body.model_dump(exclude_unset=True)
-    if patch.get("args") is not None:
-        ensure_args_fit(patch["args"], call.services.settings.max_args_bytes)
     task = call.services.tasks.patch(
         call.who, call.path["task_id"], patch, parse_if_match(call.headers.get("if-match"))
     )

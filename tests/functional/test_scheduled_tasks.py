@@ -390,4 +390,10 @@ def test_args_over_64_kib_are_413(api: Api, member: Token) -> None:
     big = {"blob": "x" * (64 * 1024)}
     assert_problem(api.post(TASKS, token=member, json_body=new_task(args=big)), 413, "body.args")
     ok = {"blob": "x" * (60 * 1024)}
-    assert api.post(TASKS, token=member, json_body=new_task(args=ok)).status_code == 201
+    created = api.post(TASKS, token=member, json_body=new_task(args=ok))
+    assert created.status_code == 201
+    # A patch whose merged args outgrow the cap is refused too, and changes nothing.
+    path = f"{TASKS}/{body(created)['id']}"
+    more = {"more": "y" * (8 * 1024)}
+    assert_problem(api.patch(path, token=member, json_body={"args": more}), 413, "body.args")
+    assert body(api.get(path, token=member))["args"] == ok
