@@ -1,10 +1,20 @@
-"""Tickwork's Chalice app: it only wires the blueprints (see chalicelib/)."""
+"""Tickwork's Chalice app: it only wires blueprints and handlers (see chalicelib/)."""
 
-from chalice.app import Chalice
+from chalice.app import Chalice, Rate
 
-from chalicelib.api import admin_tokens, meta, scheduled_tasks
+from chalicelib import handlers
+from chalicelib.api import admin_tokens, meta, runs, scheduled_tasks
 
 app = Chalice(app_name="tickwork")
 app.register_blueprint(meta.bp)
 app.register_blueprint(scheduled_tasks.bp)
+app.register_blueprint(runs.bp)
 app.register_blueprint(admin_tokens.bp)
+
+tick = app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
+execute_jobs = app.on_sqs_message(queue=handlers.JOBS_QUEUE, batch_size=10, name="execute_jobs")(
+    handlers.on_jobs
+)
+dead_letters = app.on_sqs_message(
+    queue=handlers.DEAD_LETTER_QUEUE, batch_size=10, name="dead_letters"
+)(handlers.on_dead_letters)

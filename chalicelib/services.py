@@ -6,15 +6,23 @@ it once); tests and the local stack install their own with `use()`.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from chalicelib.actions import Registry, registry
 from chalicelib.auth import TokenService
 from chalicelib.clock import Clock, IdFactory, SortableIds, SystemClock
+from chalicelib.executor import Executor
+from chalicelib.messaging import JobQueue
+from chalicelib.runs import RunService
 from chalicelib.settings import Settings
+from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tables import configure
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.storage.tokens import TokenStore
 from chalicelib.tasks import TaskService
+from chalicelib.tick import Tick
 
 
 @dataclass(frozen=True)
@@ -24,22 +32,44 @@ class Services:
     ids: IdFactory
     tokens: TokenService
     tasks: TaskService
+    runs: RunService
+    tick: Tick
+    executor: Executor
+    queue: JobQueue
 
     @classmethod
     def build(
-        cls, settings: Settings, clock: Clock | None = None, ids: IdFactory | None = None
+        cls,
+        settings: Settings,
+        clock: Clock | None = None,
+        ids: IdFactory | None = None,
+        *,
+        actions: Registry | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> Services:
         clock = clock or SystemClock()
         ids = ids or SortableIds(clock)
         configure(settings)
+        task_store = TaskStore(settings)
+        job_store = JobStore(settings)
+        queue = JobQueue(settings)
         return cls(
             settings=settings,
             clock=clock,
             ids=ids,
             tokens=TokenService(TokenStore(), clock, ids),
-            tasks=TaskService(
-                TaskStore(settings), clock, ids, max_args_bytes=settings.max_args_bytes
+            tasks=TaskService(task_store, clock, ids, max_args_bytes=settings.max_args_bytes),
+            runs=RunService(task_store, job_store, queue, clock, ids),
+            tick=Tick(
+                task_store,
+                job_store,
+                queue,
+                clock,
+                shards=settings.due_shards,
+                lookahead_s=settings.lookahead_s,
             ),
+            executor=Executor(job_store, task_store, queue, actions or registry(), clock, sleep),
+            queue=queue,
         )
 
 

@@ -25,6 +25,9 @@ class Settings:
     max_args_bytes: int = 64 * 1024
     #: Largest accepted request body, in bytes.
     max_body_bytes: int = 1024 * 1024
+    #: How far ahead of now the tick fires (SQS DelaySeconds carries each job to
+    #: its second). At least one tick period, so no firing waits for a tick.
+    lookahead_s: float = 75.0
 
     def table_name(self, logical: str) -> str:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""
@@ -42,4 +45,5 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
             aws_endpoint_url=env.get("TICKWORK_AWS_ENDPOINT") or None,
             due_shards=int(env.get("TICKWORK_DUE_SHARDS", cls.due_shards)),
+            lookahead_s=float(env.get("TICKWORK_LOOKAHEAD_SECONDS", cls.lookahead_s)),
         )

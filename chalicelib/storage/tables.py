@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -76,6 +77,11 @@ class TaskRecord(Model):
     last_status = UnicodeAttribute(null=True)
     paused_reason = UnicodeAttribute(null=True)
     consecutive_failures = NumberAttribute(default=0)
+    # Ids of the jobs holding one of the task's `parallelism` slots. A set, so
+    # taking or giving back a slot twice is harmless (duplicate deliveries).
+    active_runs = UnicodeSetAttribute(null=True)
+    # `on_overlap: buffer_one`: the one firing allowed to wait for a slot.
+    waiting_job = UnicodeAttribute(null=True)
     created_ms = NumberAttribute()
     updated_ms = NumberAttribute()
     version = NumberAttribute()
@@ -157,14 +163,28 @@ class JobRecord(Model):
     started_ms = NumberAttribute(null=True)
     finished_ms = NumberAttribute(null=True)
     lease_until_ms = NumberAttribute(null=True)
+    # Present while the job is not terminal: the next instant at which the tick
+    # must act on it if nothing else does (send it, re-send a lost message, or
+    # restart it after its lease ran out). Terminal jobs leave the index.
     due_shard = UnicodeAttribute(null=True)
     due_ms = NumberAttribute(null=True)
+    timeout_s = NumberAttribute(default=300)
+    retry_backoff = UnicodeAttribute(default="constant")
+    retry_delay_s = NumberAttribute(default=60)
+    keep_for_s = NumberAttribute(default=2_592_000)
+    log_max_size = NumberAttribute(default=65_536)
+    log_on_full = UnicodeAttribute(default="drop_new")
     result: JSONAttribute = JSONAttribute(null=True)
+    result_truncated = BooleanAttribute(default=False)
+    log = UnicodeAttribute(null=True)
+    log_truncated = BooleanAttribute(default=False)
     error = UnicodeAttribute(null=True)
     cancel_requested = BooleanAttribute(default=False)
     requires_approval = BooleanAttribute(default=False)
     approval_request_id = UnicodeAttribute(null=True)
-    counts = MapAttribute[str, Any](null=True)
+    success_num = NumberAttribute(default=0)
+    failed_num = NumberAttribute(default=0)
+    skip_num = NumberAttribute(default=0)
     expires_at_s = TTLAttribute(null=True)
 
     by_task = JobsByTask()

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.expressions.condition import Condition
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition, size
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.clock import from_ms, to_ms
 from chalicelib.settings import Settings
-from chalicelib.storage.errors import StorageConflict, failed_positions
+from chalicelib.storage.errors import StorageConflict, condition_failed, failed_positions
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, UniqueRecord
 from chalicelib.task_model import Task, TaskSpec
+
+#: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
+#: not repeated inside the `spec` JSON: each fact is stored once.
+_TOP_LEVEL = {"name", "enabled", "action", "group"}
 
 
 def name_key(project_id: str, name: str) -> str:
@@ -56,7 +61,7 @@ class TaskStore:
             id=task.id,
             project_id=task.project_id,
             name=task.name,
-            spec=task.spec().model_dump(mode="json"),
+            spec=task.spec().model_dump(mode="json", exclude=_TOP_LEVEL),
             enabled=task.enabled,
             action=task.action,
             group=task.group,
@@ -74,7 +79,15 @@ class TaskStore:
 
     @staticmethod
     def _to_task(record: TaskRecord) -> Task:
-        spec = TaskSpec.model_validate(record.spec)
+        spec = TaskSpec.model_validate(
+            {
+                **record.spec,
+                "name": record.name,
+                "enabled": record.enabled,
+                "action": record.action,
+                "group": record.group,
+            }
+        )
         return Task(
             **spec.model_dump(),
             id=record.id,
@@ -193,3 +206,146 @@ class TaskStore:
             if failed_positions(exc):
                 raise StorageConflict("gone") from exc
             raise
+
+    # ------------------------------------------------------------ scheduler state
+    def due(self, shard: int, until_ms: int) -> list[Task]:
+        """Enabled tasks of one shard whose next firing is at or before `until_ms`."""
+        return [
+            self._to_task(r)
+            for r in TaskRecord.due.query(str(shard), TaskRecord.next_run_ms <= until_ms)
+        ]
+
+    def advance(self, task: Task, new_next: datetime | None) -> bool:
+        """Move `next_run_at` on from the value the caller saw; False if it moved already."""
+        assert task.next_run_at is not None
+        actions: list[Any] = (
+            [TaskRecord.next_run_ms.remove(), TaskRecord.due_shard.remove()]
+            if new_next is None
+            else [TaskRecord.next_run_ms.set(to_ms(new_next))]
+        )
+        try:
+            TaskRecord(id=task.id).update(
+                actions=actions,
+                condition=TaskRecord.next_run_ms == to_ms(task.next_run_at),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def active_runs(self, task_id: str) -> tuple[set[str], str | None]:
+        """Jobs holding a slot of the task, and its buffered waiting job."""
+        try:
+            record = TaskRecord.get(
+                task_id,
+                consistent_read=True,
+                attributes_to_get=["active_runs", "waiting_job"],
+            )
+        except TaskRecord.DoesNotExist:
+            return set(), None
+        return set(record.active_runs or ()), record.waiting_job
+
+    def take_slot(self, task_id: str, job_id: str, parallelism: int | None) -> bool:
+        """Add `job_id` to the task's active runs if fewer than `parallelism` run
+        (None: whatever the count). True when the job holds a slot."""
+        condition = TaskRecord.id.exists()
+        if parallelism is not None:
+            condition &= (
+                TaskRecord.active_runs.does_not_exist()
+                | (size(TaskRecord.active_runs) < parallelism)  # type: ignore[no-untyped-call]
+                | TaskRecord.active_runs.contains(job_id)
+            )
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.active_runs.add({job_id})], condition=condition
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def give_back_slot(self, task_id: str, job_id: str) -> None:
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.active_runs.delete({job_id})],
+                condition=TaskRecord.id.exists(),
+            )
+        except UpdateError as exc:
+            if not condition_failed(exc):  # the task was deleted meanwhile
+                raise
+
+    def buffer(self, task_id: str, job_id: str) -> str | None:
+        """Make `job_id` the task's one waiting firing; returns the one it displaced."""
+        for _ in range(5):
+            _, previous = self.active_runs(task_id)
+            if previous == job_id:
+                return None
+            unchanged = (
+                TaskRecord.waiting_job.does_not_exist()
+                if previous is None
+                else TaskRecord.waiting_job == previous
+            )
+            try:
+                TaskRecord(id=task_id).update(
+                    actions=[TaskRecord.waiting_job.set(job_id)],
+                    condition=TaskRecord.id.exists() & unchanged,
+                )
+            except UpdateError as exc:
+                if condition_failed(exc):
+                    continue  # another firing got buffered meanwhile: look again
+                raise
+            return previous
+        return None
+
+    def unbuffer(self, task_id: str, job_id: str) -> None:
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.waiting_job.remove()],
+                condition=TaskRecord.waiting_job == job_id,
+            )
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+
+    def record_run(
+        self, task_id: str, *, status: str, at: datetime, failed: bool, pause_after: int
+    ) -> bool:
+        """Note a finished run on the task; pause it after `pause_after` consecutive
+        failures (0: never). Returns True when this run paused the task."""
+        actions: list[Any] = [
+            TaskRecord.last_run_ms.set(to_ms(at)),
+            TaskRecord.last_status.set(status),
+            TaskRecord.consecutive_failures.add(1)
+            if failed
+            else TaskRecord.consecutive_failures.set(0),
+        ]
+        record = TaskRecord(id=task_id)
+        try:
+            record.update(actions=actions, condition=TaskRecord.id.exists())
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        failures = int(record.consecutive_failures or 0)
+        if not (failed and pause_after and failures >= pause_after):
+            return False
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[
+                    TaskRecord.enabled.set(False),
+                    TaskRecord.paused_reason.set(
+                        f"paused after {failures} consecutive failed runs"
+                    ),
+                    TaskRecord.next_run_ms.remove(),
+                    TaskRecord.due_shard.remove(),
+                    TaskRecord.version.add(1),
+                ],
+                condition=TaskRecord.enabled == True,  # noqa: E712 (a condition, not a test)
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True

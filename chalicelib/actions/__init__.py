@@ -1,0 +1,29 @@
+"""Actions: named handlers with a pydantic args model (DESIGN §6).
+
+    registry().get("echo").run(ctx, args)
+
+Built-ins live in `chalicelib.actions.builtin`; plugins add actions through
+the `tickwork.actions` entry-point group (each entry point names an `Action`).
+"""
+
+from chalicelib.actions.base import (
+    Action,
+    ActionContext,
+    ActionFailed,
+    LogCapture,
+    LogLimitExceeded,
+    Registry,
+    Report,
+    registry,
+)
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionFailed",
+    "LogCapture",
+    "LogLimitExceeded",
+    "Registry",
+    "Report",
+    "registry",
+]

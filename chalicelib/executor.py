@@ -1,0 +1,393 @@
+"""The executor: claim a job, apply its task's policies, run its action, record it.
+
+One SQS message carries one job id. Everything the executor decides is made
+safe against duplicate deliveries and crashes by conditional writes:
+a job starts only through `JobStore.claim` from a startable status (or from
+`active` once its lease ran out), and a finished job is never touched again.
+
+Batch failures: Chalice cannot report partial batch failures, and a handler
+that raises makes SQS deliver the whole batch again. So `handle_batch` never
+raises for one record: a record that meets an infrastructure error is re-sent
+as a fresh message (with a growing delay, counted in the message) and the
+batch is acknowledged. If even that send fails, the job's watchdog instant in
+the `due` index brings it back through the tick; after MAX_REDELIVERIES the
+job is failed with the error, so nothing loops forever or disappears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from chalicelib.actions import (
+    ActionContext,
+    ActionFailed,
+    LogCapture,
+    LogLimitExceeded,
+    Registry,
+    Report,
+)
+from chalicelib.clock import Clock
+from chalicelib.jobs import STARTABLE, JobStatus
+from chalicelib.messaging import MAX_DELAY_S, JobMessage, JobQueue, delay_until
+from chalicelib.policies import backoff_delay_s
+from chalicelib.storage.errors import StorageConflict
+from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
+from chalicelib.storage.tasks import TaskStore
+from chalicelib.task_model import Backoff, OnOverlap, Task
+
+logger = logging.getLogger("tickwork.executor")
+
+#: Added to a run's timeout to make its lease: the executor's own bookkeeping time.
+LEASE_MARGIN_S = 30
+#: A message more than this early goes back to SQS; less, and the executor waits.
+MAX_EARLY_WAIT_S = 1.0
+#: How often a firing that waits for a free slot (`on_overlap: queue`) looks again.
+SLOT_POLL_S = 2
+#: Re-sends of one message after infrastructure errors before the job is failed.
+MAX_REDELIVERIES = 5
+#: Largest stored result, in bytes of JSON (DESIGN §6).
+MAX_RESULT_BYTES = 64 * 1024
+#: Watchdog instant of a job handed to SQS: if it has not started this long
+#: after its time, the tick sends it again (a lost message, a restarted stack).
+REDELIVERY_GRACE = timedelta(minutes=15)
+
+Sleeper = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: JobStatus
+    report: Report
+    error: str | None
+    log: str
+    log_truncated: bool
+
+
+def cap_result(result: Any) -> tuple[Any, bool]:
+    """A result that fits MAX_RESULT_BYTES, and whether it was cut."""
+    try:
+        text = json.dumps(result, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps(repr(result))
+        result = json.loads(text)
+    if len(text.encode()) <= MAX_RESULT_BYTES:
+        return json.loads(text), False
+    head = text.encode()[: MAX_RESULT_BYTES - 200].decode(errors="ignore")
+    return {"truncated": True, "size": len(text.encode()), "head": head}, True
+
+
+class Executor:
+    def __init__(
+        self,
+        jobs: JobStore,
+        tasks: TaskStore,
+        queue: JobQueue,
+        actions: Registry,
+        clock: Clock,
+        sleep: Sleeper,
+        *,
+        slot_poll_s: int = SLOT_POLL_S,
+    ) -> None:
+        self._slot_poll_s = slot_poll_s
+        self._jobs = jobs
+        self._tasks = tasks
+        self._queue = queue
+        self._actions = actions
+        self._clock = clock
+        self._sleep = sleep
+
+    # ------------------------------------------------------------ batches
+    def handle_batch(self, bodies: list[str]) -> None:
+        """Handle one SQS batch; never raises for a single record (see module doc)."""
+        for body in bodies:
+            try:
+                message = JobMessage.parse(body)
+            except ValueError:
+                logger.error("dropping a message that is not a job: %r", body[:200])
+                continue
+            try:
+                self.handle(message)
+            except Exception as exc:  # one record must not fail its batch
+                logger.exception("job %s: infrastructure error", message.job_id)
+                self._redeliver(message, exc)
+
+    def _redeliver(self, message: JobMessage, exc: Exception) -> None:
+        if message.redeliveries >= MAX_REDELIVERIES:
+            stored = self._jobs.get(message.job_id)
+            if stored is not None and not stored.job.status.terminal:
+                self._end_or_ignore(stored, JobStatus.FAILED, f"infrastructure error: {exc}")
+            return
+        again = JobMessage(message.job_id, message.redeliveries + 1)
+        try:
+            self._queue.send(again, delay_s=2**again.redeliveries)
+        except Exception:
+            logger.exception("job %s: re-send failed; the tick's watchdog will", message.job_id)
+
+    def handle_dead_letters(self, bodies: list[str], receives: list[int]) -> None:
+        """Messages SQS gave up on: their jobs end `failed` with the reason."""
+        for body, count in zip(bodies, receives, strict=True):
+            try:
+                message = JobMessage.parse(body)
+            except ValueError:
+                logger.error("dead letter that is not a job: %r", body[:200])
+                continue
+            stored = self._jobs.get(message.job_id)
+            if stored is None or stored.job.status.terminal:
+                continue
+            running = stored.job.status is JobStatus.ACTIVE and (
+                stored.lease_until is not None and stored.lease_until > self._clock.now()
+            )
+            if running:  # only a job whose executor is gone may be failed here
+                continue
+            reason = f"dead-lettered: message received {count} times without completing"
+            self._end_or_ignore(stored, JobStatus.FAILED, reason)
+            if stored.job.task_id:
+                self._tasks.give_back_slot(stored.job.task_id, stored.job.id)
+
+    # ------------------------------------------------------------ one job
+    def handle(self, message: JobMessage) -> None:
+        stored = self._jobs.get(message.job_id)
+        if stored is None:
+            logger.warning("job %s does not exist; message dropped", message.job_id)
+            return
+        job = stored.job
+        now = self._clock.now()
+        if job.status.terminal or job.status is JobStatus.AWAITING_APPROVAL:
+            return  # a duplicate delivery, or not ours to start
+        if job.status is JobStatus.ACTIVE and stored.lease_until and stored.lease_until > now:
+            return  # running elsewhere: a duplicate delivery
+        wait_s = (job.scheduled_for - now).total_seconds()
+        if wait_s > MAX_EARLY_WAIT_S:
+            self._queue.send(message, delay_until(job.scheduled_for, now))
+            return
+        if wait_s > 0:
+            self._sleep(wait_s)  # never early (DESIGN §2.8)
+
+        task = self._tasks.get(job.task_id) if job.task_id else None
+        if job.task_id and task is None and job.status in STARTABLE:
+            self._end_or_ignore(stored, JobStatus.CANCELLED, "task deleted")
+            return
+        if job.status is JobStatus.ACTIVE and job.attempt >= job.max_attempts:
+            # Its executor died on the last attempt: nothing left to try.
+            self._end_or_ignore(stored, JobStatus.FAILED, "lease expired: the executor stopped")
+            if task is not None:
+                self._tasks.give_back_slot(task.id, job.id)
+            return
+        if task is not None and not self._take_slot(stored, task):
+            return
+        lease_until = self._clock.now() + timedelta(
+            seconds=stored.policy.timeout_s + LEASE_MARGIN_S
+        )
+        try:
+            self._jobs.claim(stored, now=self._clock.now(), lease_until=lease_until)
+        except StorageConflict:
+            # Another delivery claimed it (or it ended): that one owns the slot.
+            return
+        claimed = self._jobs.get(job.id)
+        assert claimed is not None
+        result = self._run(claimed)
+        self._record(claimed, result, task)
+
+    # ------------------------------------------------------------ slots
+    def _take_slot(self, stored: StoredJob, task: Task) -> bool:
+        """Apply `on_overlap` against `parallelism`. True when the job may start."""
+        job = stored.job
+        policy = task.on_overlap
+        if policy is OnOverlap.ALLOW:
+            return self._tasks.take_slot(task.id, job.id, None)
+        if self._tasks.take_slot(task.id, job.id, task.parallelism):
+            if policy is OnOverlap.BUFFER_ONE:
+                self._tasks.unbuffer(task.id, job.id)
+            return True
+        if self._free_stale_slots(task) and self._tasks.take_slot(
+            task.id, job.id, task.parallelism
+        ):
+            return True
+        if policy is OnOverlap.SKIP:
+            self._end_or_ignore(stored, JobStatus.SKIPPED, "skipped: parallelism reached")
+            return False
+        if policy is OnOverlap.TERMINATE:
+            self._terminate_oldest(task)
+            return self._tasks.take_slot(task.id, job.id, None)
+        if policy is OnOverlap.BUFFER_ONE:
+            _, waiting = self._tasks.active_runs(task.id)
+            if waiting is not None and waiting != job.id and self._is_newer(waiting, job.id):
+                self._end_or_ignore(stored, JobStatus.SKIPPED, "skipped: a newer firing waits")
+                return False
+            displaced = self._tasks.buffer(task.id, job.id)
+            if displaced:
+                older = self._jobs.get(displaced)
+                if older is not None and older.job.status in STARTABLE:
+                    self._end_or_ignore(older, JobStatus.SKIPPED, "skipped: a newer firing waits")
+        # queue / buffer_one: wait for a slot, as `scheduled`.
+        self._queue.send(JobMessage(job.id), self._slot_poll_s)
+        self._jobs.set_due(stored, self._clock.now() + REDELIVERY_GRACE, enqueued=None)
+        return False
+
+    def _is_newer(self, other_id: str, job_id: str) -> bool:
+        other = self._jobs.get(other_id)
+        mine = self._jobs.get(job_id)
+        if other is None or mine is None or other.job.status not in STARTABLE:
+            return False
+        return other.job.scheduled_for > mine.job.scheduled_for
+
+    def _free_stale_slots(self, task: Task) -> bool:
+        """Give back slots held by jobs that ended or vanished (a crash between a
+        run's end and its slot's release). True if any slot was freed."""
+        holders, _ = self._tasks.active_runs(task.id)
+        freed = False
+        for holder in holders:
+            stored = self._jobs.get(holder)
+            if stored is None or stored.job.status.terminal:
+                self._tasks.give_back_slot(task.id, holder)
+                freed = True
+        return freed
+
+    def _terminate_oldest(self, task: Task) -> None:
+        holders, _ = self._tasks.active_runs(task.id)
+        running = [s for s in (self._jobs.get(h) for h in holders) if s is not None]
+        if not running:
+            return
+        oldest = min(running, key=lambda s: s.job.started_at or s.job.scheduled_for)
+        self._jobs.request_cancel(oldest.job.id)
+        self._tasks.give_back_slot(task.id, oldest.job.id)
+
+    # ------------------------------------------------------------ running
+    def _run(self, stored: StoredJob) -> RunResult:
+        job = stored.job
+        log = LogCapture(stored.policy.log_max_size, stored.policy.log_on_full, self._clock)
+        timeout_s = stored.policy.timeout_s
+        ctx = ActionContext(
+            job=job,
+            log=log,
+            deadline=self._clock.now() + timedelta(seconds=timeout_s),
+            clock=self._clock,
+        )
+        action = self._actions.get(job.action)
+        if action is None:
+            return RunResult(
+                JobStatus.FAILED,
+                Report(),
+                f"unknown action {job.action!r}",
+                log.text,
+                log.truncated,
+            )
+        try:
+            args = action.args_model.model_validate(job.args)
+        except ValidationError as exc:
+            return RunResult(
+                JobStatus.FAILED, Report(), f"invalid args: {exc}", log.text, log.truncated
+            )
+
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = action.run(ctx, args)
+            except BaseException as exc:  # recorded, never lost
+                box["error"] = exc
+                box["trace"] = traceback.format_exc(limit=20)
+
+        worker = threading.Thread(target=target, name=f"job-{job.id}", daemon=True)
+        worker.start()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(ctx, worker), name=f"watch-{job.id}", daemon=True
+        )
+        watcher.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            ctx.cancel()  # a cooperative action stops; a stuck one is abandoned
+            return RunResult(JobStatus.FAILED, Report(), "timeout", log.text, log.truncated)
+        ctx.cancel()  # stops the watcher
+        error = box.get("error")
+        if isinstance(error, LogLimitExceeded):
+            return RunResult(JobStatus.FAILED, Report(), "log limit exceeded", log.text, True)
+        if isinstance(error, ActionFailed):
+            return RunResult(
+                JobStatus.FAILED, Report(failed_num=1), str(error), log.text, log.truncated
+            )
+        if error is not None:
+            log_text = log.text + str(box.get("trace", ""))
+            return RunResult(
+                JobStatus.FAILED,
+                Report(failed_num=1),
+                f"{type(error).__name__}: {error}",
+                log_text,
+                log.truncated,
+            )
+        value = box.get("value")
+        report = value if isinstance(value, Report) else Report(result=value, success_num=1)
+        if self._jobs.cancel_requested(job.id):
+            return RunResult(JobStatus.CANCELLED, report, "cancelled", log.text, log.truncated)
+        return RunResult(JobStatus.COMPLETE, report, None, log.text, log.truncated)
+
+    def _watch_cancel(self, ctx: ActionContext, worker: threading.Thread) -> None:
+        """Turn a stored `cancel_requested` into `ctx.cancelled` while the action runs."""
+        while worker.is_alive() and not ctx.wait(1.0):
+            if self._jobs.cancel_requested(ctx.job.id):
+                ctx.cancel()
+
+    # ------------------------------------------------------------ recording
+    def _record(self, stored: StoredJob, run: RunResult, task: Task | None) -> None:
+        job = stored.job
+        now = self._clock.now()
+        if run.status is JobStatus.FAILED and job.attempt < job.max_attempts:
+            delay = backoff_delay_s(
+                Backoff(stored.policy.retry_backoff), stored.policy.retry_delay_s, job.attempt
+            )
+            at = now + timedelta(seconds=delay)
+            # Short delays ride on an SQS delay; longer ones wait for the tick.
+            via_sqs = delay < MAX_DELAY_S
+            self._jobs.retry_later(
+                stored,
+                at=at,
+                due_at=at + REDELIVERY_GRACE if via_sqs else at,
+                error=run.error or "failed",
+                log=run.log,
+                log_truncated=run.log_truncated,
+            )
+            if task is not None:
+                self._tasks.give_back_slot(task.id, job.id)
+            if via_sqs:
+                self._queue.send(JobMessage(job.id), delay_until(at, now))
+            return
+        result, cut = cap_result(run.report.result)
+        outcome = Outcome(
+            status=run.status,
+            result=result,
+            result_truncated=cut,
+            error=run.error,
+            log=run.log,
+            log_truncated=run.log_truncated,
+            success_num=run.report.success_num,
+            failed_num=run.report.failed_num,
+            skip_num=run.report.skip_num,
+        )
+        try:
+            self._jobs.finish(stored, outcome, now=now)
+        except StorageConflict:
+            logger.warning("job %s changed while running; outcome not recorded", job.id)
+        if task is not None:
+            self._tasks.give_back_slot(task.id, job.id)
+            self._tasks.record_run(
+                task.id,
+                status=run.status.value,
+                at=job.started_at or now,
+                failed=run.status is JobStatus.FAILED,
+                pause_after=task.pause_after_failures,
+            )
+
+    def _end_or_ignore(self, stored: StoredJob, status: JobStatus, error: str | None) -> None:
+        # A job that moved on meanwhile keeps its new state.
+        with contextlib.suppress(StorageConflict):
+            self._jobs.end(stored, status, now=self._clock.now(), error=error)

@@ -1,0 +1,124 @@
+"""Jobs: one execution each (DESIGN §5) — statuses, their transitions, the domain type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    AWAITING_APPROVAL = "awaiting_approval"
+    QUEUED = "queued"
+    ACTIVE = "active"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {
+        JobStatus.COMPLETE,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.REJECTED,
+        JobStatus.SKIPPED,
+        JobStatus.EXPIRED,
+    }
+)
+
+#: The one table of allowed transitions. Terminal states have no way out; an
+#: active job goes back to `scheduled` for a retry, or is started again after
+#: its lease ran out (active -> active, a new attempt).
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.SCHEDULED: frozenset(
+        {
+            JobStatus.QUEUED,
+            JobStatus.ACTIVE,
+            JobStatus.AWAITING_APPROVAL,
+            JobStatus.CANCELLED,
+            JobStatus.SKIPPED,
+            JobStatus.EXPIRED,
+            JobStatus.FAILED,
+        }
+    ),
+    JobStatus.AWAITING_APPROVAL: frozenset(
+        {JobStatus.QUEUED, JobStatus.REJECTED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+    ),
+    JobStatus.QUEUED: frozenset(
+        {
+            JobStatus.SCHEDULED,
+            JobStatus.ACTIVE,
+            JobStatus.CANCELLED,
+            JobStatus.SKIPPED,
+            JobStatus.EXPIRED,
+            JobStatus.FAILED,
+        }
+    ),
+    JobStatus.ACTIVE: frozenset(
+        {
+            JobStatus.ACTIVE,
+            JobStatus.SCHEDULED,
+            JobStatus.COMPLETE,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        }
+    ),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+#: Statuses from which an executor may start a job.
+STARTABLE = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED})
+
+
+def can_move(current: JobStatus, new: JobStatus) -> bool:
+    return new in TRANSITIONS[current]
+
+
+class Trigger(StrEnum):
+    CRON = "cron"
+    CATCH_UP = "catch_up"
+    API = "api"
+    RETRY = "retry"
+    RESTART = "restart"
+    BACKFILL = "backfill"
+    QUEUE = "queue"
+
+
+class Job(BaseModel):
+    """A job as stored and as `/v1` shows it (DESIGN §7 job fields)."""
+
+    id: str
+    project_id: str
+    action: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    status: JobStatus
+    task_id: str | None = None
+    resource_id: str | None = None
+    correlation_id: str | None = None
+    trigger: Trigger
+    attempt: int = 0
+    max_attempts: int = 1
+    scheduled_for: datetime
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    timestamp_ms: int = Field(description="Fire time while scheduled, else the last change.")
+    result: Any = None
+    error: str | None = None
+    cancel_requested: bool = False
+    requires_approval: bool = False
+    approval_request_id: str | None = None
+    success_num: int = 0
+    failed_num: int = 0
+    skip_num: int = 0

@@ -1,0 +1,98 @@
+"""The jobs queue: what goes into SQS, and how it is sent.
+
+A message carries only a job id (the job itself lives in DynamoDB) and how
+many times the executor has re-sent it after an infrastructure error.
+botocore is used directly: boto3 would add its own import time to every cold
+start, and this module needs one client.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib.settings import Settings
+
+#: SQS's largest DelaySeconds; later work waits in DynamoDB for the tick.
+MAX_DELAY_S = 900
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    job_id: str
+    redeliveries: int = 0
+
+    def body(self) -> str:
+        return json.dumps({"job_id": self.job_id, "redeliveries": self.redeliveries})
+
+    @classmethod
+    def parse(cls, body: str) -> JobMessage:
+        """Raises ValueError for a body that is not a job message."""
+        data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
+            raise ValueError(f"not a job message: {body[:200]!r}")
+        return cls(data["job_id"], int(data.get("redeliveries", 0)))
+
+
+def delay_until(at: datetime, now: datetime) -> int:
+    """Whole seconds SQS may hold a message due at `at`, never past it (0-900).
+
+    Rounded down: the message arrives up to a second early and the executor
+    waits out the rest, so a job never starts before its time (DESIGN §2.8).
+    """
+    return max(0, min(MAX_DELAY_S, math.floor((at - now).total_seconds())))
+
+
+class JobQueue:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _sqs(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import botocore.session
+
+                session = botocore.session.get_session()
+                self._client = session.create_client(
+                    "sqs",
+                    region_name=self._settings.region,
+                    endpoint_url=self._settings.aws_endpoint_url,
+                )
+            return self._client
+
+    def url(self, logical: str = "jobs") -> str:
+        if logical not in self._urls:
+            name = self._settings.queue_name(logical)
+            self._urls[logical] = self._sqs().get_queue_url(QueueName=name)["QueueUrl"]
+        return self._urls[logical]
+
+    def send(self, message: JobMessage, delay_s: int = 0) -> None:
+        self._sqs().send_message(
+            QueueUrl=self.url(),
+            MessageBody=message.body(),
+            DelaySeconds=max(0, min(MAX_DELAY_S, delay_s)),
+        )
+
+    def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
+        """Send in batches of 10; returns the messages SQS did not take."""
+        failed: list[JobMessage] = []
+        for start in range(0, len(messages), 10):
+            batch = messages[start : start + 10]
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": message.body(),
+                    "DelaySeconds": max(0, min(MAX_DELAY_S, delay)),
+                }
+                for i, (message, delay) in enumerate(batch)
+            ]
+            response = self._sqs().send_message_batch(QueueUrl=self.url(), Entries=entries)
+            failed += [batch[int(f["Id"])][0] for f in response.get("Failed", [])]
+        return failed

@@ -1,0 +1,106 @@
+"""Runs of a task started by hand: trigger, backfill, and the run history (DESIGN §7)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from chalicelib.auth import Principal
+from chalicelib.clock import Clock, IdFactory, to_ms
+from chalicelib.errors import Forbidden, NotFound, ValidationFailed
+from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.pages import Page
+from chalicelib.storage.tasks import TaskStore
+from chalicelib.task_model import Task
+from chalicelib.tick import run_policy
+
+#: Most firings one backfill may create (DESIGN §7).
+MAX_BACKFILL = 1000
+
+
+class RunService:
+    def __init__(
+        self, tasks: TaskStore, jobs: JobStore, queue: JobQueue, clock: Clock, ids: IdFactory
+    ) -> None:
+        self._tasks = tasks
+        self._jobs = jobs
+        self._queue = queue
+        self._clock = clock
+        self._ids = ids
+
+    def _task(self, principal: Principal, task_id: str) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None or task.project_id != principal.project_id:
+            raise NotFound(f"scheduled task '{task_id}' not found")
+        return task
+
+    def _job(self, task: Task, job_id: str, at: datetime, trigger: Trigger) -> Job:
+        now = self._clock.now()
+        return Job(
+            id=job_id,
+            project_id=task.project_id,
+            action=task.action,
+            args=task.args,
+            status=JobStatus.QUEUED if at <= now else JobStatus.SCHEDULED,
+            task_id=task.id,
+            trigger=trigger,
+            max_attempts=task.retry_attempts + 1,
+            scheduled_for=at,
+            enqueued_at=now,
+            timestamp_ms=to_ms(at),
+            requires_approval=task.requires_approval,
+        )
+
+    def _submit(self, task: Task, job: Job) -> None:
+        now = self._clock.now()
+        self._jobs.create(job, run_policy(task), due_at=now + REDELIVERY_GRACE, now=now)
+        self._queue.send(JobMessage(job.id), delay_until(job.scheduled_for, now))
+
+    def trigger(self, principal: Principal, task_id: str) -> Job:
+        """Run the task now, outside its schedule (`api_trigger` must allow it)."""
+        task = self._task(principal, task_id)
+        if not task.api_trigger:
+            raise Forbidden("this task does not allow API triggers (api_trigger is false)")
+        job = self._job(task, self._ids.new_id("job"), self._clock.now(), Trigger.API)
+        self._submit(task, job)
+        return job
+
+    def backfill(
+        self, principal: Principal, task_id: str, start: datetime, end: datetime
+    ) -> list[Job]:
+        """One job per fire time in [start, end), oldest first, at most MAX_BACKFILL."""
+        task = self._task(principal, task_id)
+        if end <= start:
+            raise ValidationFailed.at("body.end", "must be after start", end.isoformat())
+        if task.schedule is None:
+            raise ValidationFailed.at("body", "a task without a schedule has no fire times")
+        times: list[datetime] = []
+        for at in fire_times(
+            parse_schedule(task.schedule),
+            parse_timezone(task.timezone),
+            start - timedelta(microseconds=1),
+            anchor=task.anchor_at,
+        ):
+            if at >= end:
+                break
+            if len(times) == MAX_BACKFILL:
+                raise ValidationFailed.at(
+                    "body.end", f"the range holds more than {MAX_BACKFILL} fire times"
+                )
+            times.append(at)
+        jobs = []
+        for at in times:
+            # Past fire times run now, oldest first; the ids make a repeated backfill a no-op.
+            job = self._job(task, f"{task.id}:{to_ms(at)}:backfill", at, Trigger.BACKFILL)
+            self._submit(task, job)
+            jobs.append(job)
+        return jobs
+
+    def runs(
+        self, principal: Principal, task_id: str, *, limit: int, cursor: str | None
+    ) -> Page[Job]:
+        task = self._task(principal, task_id)
+        return self._jobs.runs_of_task(task.id, limit=limit, cursor=cursor)

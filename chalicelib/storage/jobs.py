@@ -1,0 +1,328 @@
+"""Job storage: rows of the jobs table <-> `Job`, and every conditional state change.
+
+Each change of status is a conditional write on the status (and attempt) the
+caller saw, so two executors, a tick and an API call can race without one
+overwriting another; terminal states are never left (DESIGN §2.3, §2.5).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.condition import Condition
+
+from chalicelib.clock import from_ms, to_ms
+from chalicelib.jobs import STARTABLE, Job, JobStatus, Trigger, can_move
+from chalicelib.settings import Settings
+from chalicelib.storage.errors import StorageConflict, condition_failed
+from chalicelib.storage.pages import Page, decode_cursor, read_page
+from chalicelib.storage.tables import JobRecord
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What an executor needs to run a job, fixed when the job is made."""
+
+    timeout_s: float = 300
+    retry_backoff: str = "constant"
+    retry_delay_s: float = 60
+    keep_for_s: float = 2_592_000
+    log_max_size: int = 65_536
+    log_on_full: str = "drop_new"
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    job: Job
+    policy: RunPolicy
+    lease_until: datetime | None
+    due_at: datetime | None
+    log: str
+    log_truncated: bool
+    result_truncated: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, as the executor records it."""
+
+    status: JobStatus
+    result: Any = None
+    result_truncated: bool = False
+    error: str | None = None
+    log: str = ""
+    log_truncated: bool = False
+    success_num: int = 0
+    failed_num: int = 0
+    skip_num: int = 0
+
+
+class JobStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _shard(self, job_id: str) -> str:
+        return str(zlib.crc32(job_id.encode()) % self._settings.due_shards)
+
+    # ------------------------------------------------------------ conversion
+    @staticmethod
+    def _to_stored(r: JobRecord) -> StoredJob:
+        status = JobStatus(r.status)
+        changed_ms = int(r.finished_ms or r.started_ms or r.enqueued_ms or r.created_ms)
+        job = Job(
+            id=r.id,
+            project_id=r.project_id,
+            action=r.action,
+            args=r.args or {},
+            status=status,
+            task_id=r.task_id,
+            resource_id=r.resource_id,
+            correlation_id=r.correlation_id,
+            trigger=Trigger(r.trigger),
+            attempt=int(r.attempt),
+            max_attempts=int(r.max_attempts),
+            scheduled_for=from_ms(int(r.scheduled_ms)),
+            enqueued_at=from_ms(int(r.enqueued_ms)) if r.enqueued_ms else None,
+            started_at=from_ms(int(r.started_ms)) if r.started_ms else None,
+            finished_at=from_ms(int(r.finished_ms)) if r.finished_ms else None,
+            timestamp_ms=int(r.scheduled_ms) if status is JobStatus.SCHEDULED else changed_ms,
+            result=r.result,
+            error=r.error,
+            cancel_requested=bool(r.cancel_requested),
+            requires_approval=bool(r.requires_approval),
+            approval_request_id=r.approval_request_id,
+            success_num=int(r.success_num or 0),
+            failed_num=int(r.failed_num or 0),
+            skip_num=int(r.skip_num or 0),
+        )
+        policy = RunPolicy(
+            timeout_s=float(r.timeout_s),
+            retry_backoff=r.retry_backoff,
+            retry_delay_s=float(r.retry_delay_s),
+            keep_for_s=float(r.keep_for_s),
+            log_max_size=int(r.log_max_size),
+            log_on_full=r.log_on_full,
+        )
+        return StoredJob(
+            job=job,
+            policy=policy,
+            lease_until=from_ms(int(r.lease_until_ms)) if r.lease_until_ms else None,
+            due_at=from_ms(int(r.due_ms)) if r.due_ms is not None else None,
+            log=r.log or "",
+            log_truncated=bool(r.log_truncated),
+            result_truncated=bool(r.result_truncated),
+        )
+
+    # ------------------------------------------------------------ writes
+    def create(self, job: Job, policy: RunPolicy, *, due_at: datetime, now: datetime) -> bool:
+        """Store a new job unless one with its id exists. True if this call created it."""
+        record = JobRecord(
+            id=job.id,
+            project_id=job.project_id,
+            task_id=job.task_id,
+            action=job.action,
+            args=job.args,
+            status=job.status.value,
+            project_status=f"{job.project_id}#{job.status.value}",
+            project_correlation=(
+                f"{job.project_id}#{job.correlation_id}" if job.correlation_id else None
+            ),
+            correlation_id=job.correlation_id,
+            resource_id=job.resource_id,
+            trigger=job.trigger.value,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            created_ms=to_ms(now),
+            scheduled_ms=to_ms(job.scheduled_for),
+            enqueued_ms=to_ms(job.enqueued_at) if job.enqueued_at else None,
+            due_shard=self._shard(job.id),
+            due_ms=to_ms(due_at),
+            requires_approval=job.requires_approval,
+            timeout_s=policy.timeout_s,
+            retry_backoff=policy.retry_backoff,
+            retry_delay_s=policy.retry_delay_s,
+            keep_for_s=policy.keep_for_s,
+            log_max_size=policy.log_max_size,
+            log_on_full=policy.log_on_full,
+        )
+        try:
+            record.save(condition=JobRecord.id.does_not_exist())
+        except PutError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def _move(
+        self,
+        stored: StoredJob,
+        new: JobStatus,
+        actions: list[Any],
+        *,
+        also: Condition | None = None,
+    ) -> None:
+        """Change status from the one the caller saw (and at its attempt)."""
+        job = stored.job
+        if not can_move(job.status, new):
+            raise StorageConflict(f"{job.status} -> {new} is not allowed")
+        condition = (JobRecord.status == job.status.value) & (JobRecord.attempt == job.attempt)
+        if also is not None:
+            condition &= also
+        actions = [
+            JobRecord.status.set(new.value),
+            JobRecord.project_status.set(f"{job.project_id}#{new.value}"),
+            *actions,
+        ]
+        if new.terminal:
+            actions += [JobRecord.due_shard.remove(), JobRecord.due_ms.remove()]
+        try:
+            JobRecord(id=job.id).update(actions=actions, condition=condition)
+        except UpdateError as exc:
+            if condition_failed(exc):
+                raise StorageConflict("changed") from exc
+            raise
+
+    def claim(self, stored: StoredJob, *, now: datetime, lease_until: datetime) -> None:
+        """Start the job (a new attempt). StorageConflict if another claim won."""
+        job = stored.job
+        also = None
+        if job.status is JobStatus.ACTIVE:
+            # Only a job whose executor died (its lease ran out) starts again.
+            also = JobRecord.lease_until_ms < to_ms(now)
+        elif job.status not in STARTABLE:
+            raise StorageConflict(f"{job.status} is not startable")
+        self._move(
+            stored,
+            JobStatus.ACTIVE,
+            [
+                JobRecord.attempt.set(job.attempt + 1),
+                JobRecord.started_ms.set(to_ms(now)),
+                JobRecord.lease_until_ms.set(to_ms(lease_until)),
+                JobRecord.due_ms.set(to_ms(lease_until)),
+                JobRecord.due_shard.set(self._shard(job.id)),
+            ],
+            also=also,
+        )
+
+    def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
+        """Record a run's terminal outcome; the row expires `keep_for` later (TTL)."""
+        expires = now + timedelta(seconds=stored.policy.keep_for_s)
+        self._move(
+            stored,
+            outcome.status,
+            [
+                JobRecord.finished_ms.set(to_ms(now)),
+                JobRecord.result.set(outcome.result),
+                JobRecord.result_truncated.set(outcome.result_truncated),
+                JobRecord.error.set(outcome.error)
+                if outcome.error is not None
+                else JobRecord.error.remove(),
+                JobRecord.log.set(outcome.log),
+                JobRecord.log_truncated.set(outcome.log_truncated),
+                JobRecord.success_num.set(outcome.success_num),
+                JobRecord.failed_num.set(outcome.failed_num),
+                JobRecord.skip_num.set(outcome.skip_num),
+                JobRecord.expires_at_s.set(expires),
+                JobRecord.lease_until_ms.remove(),
+            ],
+        )
+
+    def retry_later(
+        self,
+        stored: StoredJob,
+        *,
+        at: datetime,
+        due_at: datetime,
+        error: str,
+        log: str,
+        log_truncated: bool,
+    ) -> None:
+        """A failed attempt that will be retried: back to `scheduled` until `at`."""
+        self._move(
+            stored,
+            JobStatus.SCHEDULED,
+            [
+                JobRecord.scheduled_ms.set(to_ms(at)),
+                JobRecord.due_ms.set(to_ms(due_at)),
+                JobRecord.error.set(error),
+                JobRecord.log.set(log),
+                JobRecord.log_truncated.set(log_truncated),
+                JobRecord.lease_until_ms.remove(),
+            ],
+        )
+
+    def end(
+        self, stored: StoredJob, status: JobStatus, *, now: datetime, error: str | None
+    ) -> None:
+        """End a job that is not running (skipped, expired, cancelled, failed by the DLQ)."""
+        expires = now + timedelta(seconds=stored.policy.keep_for_s)
+        self._move(
+            stored,
+            status,
+            [
+                JobRecord.finished_ms.set(to_ms(now)),
+                JobRecord.error.set(error) if error is not None else JobRecord.error.remove(),
+                JobRecord.expires_at_s.set(expires),
+            ],
+        )
+
+    def set_due(self, stored: StoredJob, due_at: datetime, *, enqueued: datetime | None) -> None:
+        """Move the job's next watchdog instant (and note when it was handed to SQS)."""
+        actions: list[Any] = [JobRecord.due_ms.set(to_ms(due_at))]
+        if enqueued is not None:
+            actions.append(JobRecord.enqueued_ms.set(to_ms(enqueued)))
+        try:
+            JobRecord(id=stored.job.id).update(
+                actions=actions,
+                condition=(JobRecord.status == stored.job.status.value)
+                & (JobRecord.attempt == stored.job.attempt),
+            )
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+
+    def request_cancel(self, job_id: str) -> None:
+        try:
+            JobRecord(id=job_id).update(
+                actions=[JobRecord.cancel_requested.set(True)],
+                condition=JobRecord.status == JobStatus.ACTIVE.value,
+            )
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+
+    # ------------------------------------------------------------ reads
+    def get(self, job_id: str) -> StoredJob | None:
+        try:
+            return self._to_stored(JobRecord.get(job_id, consistent_read=True))
+        except JobRecord.DoesNotExist:
+            return None
+
+    def cancel_requested(self, job_id: str) -> bool:
+        try:
+            record = JobRecord.get(
+                job_id, consistent_read=True, attributes_to_get=["cancel_requested"]
+            )
+        except JobRecord.DoesNotExist:
+            return True
+        return bool(record.cancel_requested)
+
+    def due(self, shard: int, until: datetime) -> list[StoredJob]:
+        """Non-terminal jobs of one shard whose watchdog instant is at or before `until`."""
+        return [
+            self._to_stored(r)
+            for r in JobRecord.due.query(str(shard), JobRecord.due_ms <= to_ms(until))
+        ]
+
+    def runs_of_task(self, task_id: str, *, limit: int, cursor: str | None) -> Page[Job]:
+        """A task's jobs, newest fire time first."""
+        start = decode_cursor(cursor, expect={"task_id": task_id})
+        results = JobRecord.by_task.query(
+            task_id, scan_index_forward=False, page_size=limit, last_evaluated_key=start
+        )
+        page = read_page(JobRecord, results, limit)
+        return Page([self._to_stored(r).job for r in page.items], page.next_cursor)

@@ -1,0 +1,171 @@
+"""The tick: fire due tasks and look after jobs that wait in DynamoDB (DESIGN §1, §2).
+
+Every step reads the sparse, sharded `due` indexes — only tasks that fire
+before the horizon and jobs whose watchdog instant has come — so a tick's cost
+grows with the work that is due, not with the number of tasks or jobs.
+
+Write-ahead firing, per due task:
+  (a) put the job `<task id>:<fire ms>` under attribute_not_exists,
+  (b) send its message with DelaySeconds up to its fire time,
+  (c) advance the task's `next_run_at` on the condition of its old value.
+A crash between two steps repeats the earlier ones at the next tick: (a) is
+then a no-op, (b) a duplicate the executor absorbs. Concurrent ticks race on
+(a) and (c) and so never create two jobs for one (task, fire time).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from chalicelib.clock import Clock, to_ms
+from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.messaging import MAX_DELAY_S, JobMessage, JobQueue, delay_until
+from chalicelib.policies import Firing, plan_firings
+from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
+from chalicelib.storage.tasks import TaskStore
+from chalicelib.task_model import Task
+
+logger = logging.getLogger("tickwork.tick")
+
+
+def firing_job_id(task_id: str, at: datetime) -> str:
+    """Deterministic id of a task's firing: enqueueing it twice is a no-op."""
+    return f"{task_id}:{to_ms(at)}"
+
+
+def run_policy(task: Task) -> RunPolicy:
+    return RunPolicy(
+        timeout_s=task.timeout,
+        retry_backoff=task.retry_backoff.value,
+        retry_delay_s=task.retry_delay,
+        keep_for_s=task.keep_for,
+        log_max_size=task.log_max_size,
+        log_on_full=task.log_on_full.value,
+    )
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for logs and benchmarks."""
+
+    tasks_read: int = 0
+    jobs_created: int = 0
+    messages_sent: int = 0
+    jobs_read: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Tick:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        jobs: JobStore,
+        queue: JobQueue,
+        clock: Clock,
+        *,
+        shards: int,
+        lookahead_s: float,
+        workers: int = 8,
+    ) -> None:
+        self._tasks = tasks
+        self._jobs = jobs
+        self._queue = queue
+        self._clock = clock
+        self._shards = shards
+        self._lookahead = timedelta(seconds=lookahead_s)
+        self._workers = workers
+
+    def run(self) -> TickReport:
+        now = self._clock.now()
+        horizon = now + self._lookahead
+        report = TickReport()
+        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="tick") as pool:
+            for shard_report in pool.map(
+                lambda s: self._shard(s, now, horizon), range(self._shards)
+            ):
+                report.tasks_read += shard_report.tasks_read
+                report.jobs_created += shard_report.jobs_created
+                report.messages_sent += shard_report.messages_sent
+                report.jobs_read += shard_report.jobs_read
+                report.errors += shard_report.errors
+        return report
+
+    def _shard(self, shard: int, now: datetime, horizon: datetime) -> TickReport:
+        report = TickReport()
+        due_tasks = self._tasks.due(shard, to_ms(horizon))
+        report.tasks_read = len(due_tasks)
+        for task in due_tasks:
+            try:
+                self.fire(task, now, horizon, report)
+            except Exception as exc:  # one task must not stop the others
+                logger.exception("tick: task %s", task.id)
+                report.errors.append(f"{task.id}: {exc}")
+        due_jobs = self._jobs.due(shard, horizon)
+        report.jobs_read = len(due_jobs)
+        for stored in due_jobs:
+            try:
+                self.look_after(stored, now, report)
+            except Exception as exc:
+                logger.exception("tick: job %s", stored.job.id)
+                report.errors.append(f"{stored.job.id}: {exc}")
+        return report
+
+    # ------------------------------------------------------------ firing
+    def fire(self, task: Task, now: datetime, horizon: datetime, report: TickReport) -> None:
+        plan = plan_firings(task, now=now, horizon=horizon)
+        messages: list[tuple[JobMessage, int]] = []
+        for firing in plan.firings:
+            job = self._firing_job(task, firing, now)
+            due_at = max(firing.at, now) + REDELIVERY_GRACE
+            if self._jobs.create(job, run_policy(task), due_at=due_at, now=now):  # (a)
+                report.jobs_created += 1
+            messages.append((JobMessage(job.id), delay_until(firing.at, now)))
+        if messages:  # (b)
+            unsent = self._queue.send_many(messages)
+            report.messages_sent += len(messages) - len(unsent)
+            if unsent:
+                # Leave next_run_at alone: the next tick repeats (a) and (b).
+                raise RuntimeError(f"SQS refused {len(unsent)} message(s)")
+        self._tasks.advance(task, plan.next_run_at)  # (c)
+
+    def _firing_job(self, task: Task, firing: Firing, now: datetime) -> Job:
+        ready = firing.at <= now
+        return Job(
+            id=firing_job_id(task.id, firing.at),
+            project_id=task.project_id,
+            action=task.action,
+            args=task.args,
+            status=JobStatus.QUEUED if ready else JobStatus.SCHEDULED,
+            task_id=task.id,
+            trigger=Trigger.CATCH_UP if firing.missed else Trigger.CRON,
+            max_attempts=task.retry_attempts + 1,
+            scheduled_for=firing.at,
+            enqueued_at=now,
+            timestamp_ms=to_ms(firing.at),
+            requires_approval=task.requires_approval,
+        )
+
+    # ------------------------------------------------------------ jobs in DynamoDB
+    def look_after(self, stored: StoredJob, now: datetime, report: TickReport) -> None:
+        """A job whose watchdog instant came: send it (again) to SQS.
+
+        Scheduled and queued jobs: their time is within the horizon (a long
+        defer or retry delay ran out) or their message seems lost. Active jobs:
+        the lease ran out, the executor died; the executor restarts the job as a
+        new attempt. The next watchdog instant moves on either way.
+        """
+        job = stored.job
+        if job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.ACTIVE):
+            return
+        if job.status is JobStatus.ACTIVE and stored.lease_until and stored.lease_until > now:
+            return
+        delay = delay_until(job.scheduled_for, now) if job.status is not JobStatus.ACTIVE else 0
+        if delay >= MAX_DELAY_S:
+            return
+        self._queue.send(JobMessage(job.id), delay)
+        report.messages_sent += 1
+        self._jobs.set_due(stored, max(job.scheduled_for, now) + REDELIVERY_GRACE, enqueued=now)
