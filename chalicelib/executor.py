@@ -51,8 +51,6 @@ logger = logging.getLogger("tickwork.executor")
 LEASE_MARGIN_S = 30
 #: A message more than this early goes back to SQS; less, and the executor waits.
 MAX_EARLY_WAIT_S = 1.0
-#: How often a firing that waits for a free slot (`on_overlap: queue`) looks again.
-SLOT_POLL_S = 2
 #: Re-sends of one message after infrastructure errors before the job is failed.
 MAX_REDELIVERIES = 5
 #: Largest stored result, in bytes of JSON (DESIGN §6).
@@ -96,7 +94,7 @@ class Executor:
         clock: Clock,
         sleep: Sleeper,
         *,
-        slot_poll_s: int = SLOT_POLL_S,
+        slot_poll_s: int,
     ) -> None:
         self._slot_poll_s = slot_poll_s
         self._jobs = jobs

@@ -68,7 +68,15 @@ class Services:
                 shards=settings.due_shards,
                 lookahead_s=settings.lookahead_s,
             ),
-            executor=Executor(job_store, task_store, queue, actions or registry(), clock, sleep),
+            executor=Executor(
+                job_store,
+                task_store,
+                queue,
+                actions or registry(),
+                clock,
+                sleep,
+                slot_poll_s=settings.slot_poll_s,
+            ),
             queue=queue,
         )
 

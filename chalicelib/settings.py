@@ -28,6 +28,8 @@ class Settings:
     #: How far ahead of now the tick fires (SQS DelaySeconds carries each job to
     #: its second). At least one tick period, so no firing waits for a tick.
     lookahead_s: float = 75.0
+    #: How often a firing that waits for a free slot (`on_overlap: queue`) looks again.
+    slot_poll_s: int = 2
 
     def table_name(self, logical: str) -> str:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""

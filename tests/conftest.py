@@ -9,14 +9,19 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
+from pydantic import BaseModel, ConfigDict
 
 from chalicelib import services as services_module
+from chalicelib.actions import Action, ActionContext, Registry
+from chalicelib.actions.builtin import BUILTIN
 from chalicelib.auth import Role
 from chalicelib.services import Services
 from chalicelib.settings import Settings
@@ -66,12 +71,50 @@ def clock() -> FakeClock:
 def settings(moto_endpoint: str) -> Settings:
     stage = f"t{os.getpid()}n{next(_stage_numbers)}"
     provision(moto_endpoint, stage)
-    return Settings(stage=stage, aws_endpoint_url=moto_endpoint)
+    # A short lookahead: the tick emits only firings due by the fake clock's now,
+    # whose messages carry no SQS delay (moto counts delays in real seconds).
+    return Settings(stage=stage, aws_endpoint_url=moto_endpoint, lookahead_s=0.5, slot_poll_s=0)
+
+
+class Calls:
+    """What the test actions saw: `record` appends its args; `block` waits for release."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.release = threading.Event()
+
+
+class RecordArgs(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
 
 @pytest.fixture
-def services(settings: Settings, clock: FakeClock) -> Iterator[Services]:
-    built = Services.build(settings, clock=clock)
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+def actions(calls: Calls) -> Registry:
+    def record(ctx: ActionContext, args: RecordArgs) -> Any:
+        calls.seen.append({"job": ctx.job.id, **args.model_dump()})
+        return {"n": len(calls.seen)}
+
+    def block(ctx: ActionContext, args: RecordArgs) -> Any:
+        calls.seen.append({"job": ctx.job.id})
+        while not calls.release.wait(0.01):
+            if ctx.cancelled:
+                return {"stopped": True}
+        return {"released": True}
+
+    return Registry(
+        [*BUILTIN, Action("record", RecordArgs, record), Action("block", RecordArgs, block)]
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FakeClock, actions: Registry) -> Iterator[Services]:
+    # The executor's "never early" wait moves the fake clock instead of sleeping.
+    built = Services.build(settings, clock=clock, actions=actions, sleep=clock.advance)
     services_module.use(built)
     yield built
     services_module.use(None)

@@ -1,0 +1,69 @@
+"""Driving the engine on moto: real SQS messages, handed to the real Lambda handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from chalice.test import Client
+
+from chalicelib.services import Services
+
+
+class Pipeline:
+    """Tick and executor through `chalice.test.Client`, with messages read from moto."""
+
+    def __init__(self, client: Client, services: Services) -> None:
+        self.client = client
+        self.services = services
+        settings = services.settings
+        self.sqs = boto3.client(
+            "sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region
+        )
+        self.jobs_url = services.queue.url("jobs")
+        self.dlq_url = services.queue.url("jobs-dlq")
+
+    def tick(self) -> None:
+        event = self.client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
+        )
+        self.client.lambda_.invoke("tick", event)
+
+    def receive(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Every visible message of a queue (deleting them, as Lambda does on success)."""
+        url = url or self.jobs_url
+        taken: list[dict[str, Any]] = []
+        while True:
+            response = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return taken
+            taken += [dict(m) for m in messages]
+            self.sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+
+    def deliver(self, times: int = 1, rounds: int = 20) -> int:
+        """Hand every queued message to the executor `times` times (duplicate
+        deliveries), round after round until the queue stays empty. Returns the
+        number of messages delivered."""
+        delivered = 0
+        for _ in range(rounds):
+            bodies = [m["Body"] for m in self.receive()]
+            if not bodies:
+                return delivered
+            for start in range(0, len(bodies), 10):
+                batch = bodies[start : start + 10]
+                for _ in range(times):
+                    event = self.client.events.generate_sqs_event(
+                        message_bodies=batch, queue_name=self.services.settings.queue_name("jobs")
+                    )
+                    self.client.lambda_.invoke("execute_jobs", event)
+            delivered += len(bodies)
+        raise AssertionError("the queue never drained")
