@@ -22,6 +22,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,7 +39,13 @@ from chalicelib.actions import (
 )
 from chalicelib.clock import Clock
 from chalicelib.jobs import STARTABLE, JobStatus
-from chalicelib.messaging import MAX_DELAY_S, JobMessage, JobQueue, delay_until
+from chalicelib.messaging import (
+    ARRIVE_EARLY_S,
+    MAX_DELAY_S,
+    JobMessage,
+    JobQueue,
+    delay_until,
+)
 from chalicelib.policies import backoff_delay_s
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
@@ -50,7 +57,7 @@ logger = logging.getLogger("tickwork.executor")
 #: Added to a run's timeout to make its lease: the executor's own bookkeeping time.
 LEASE_MARGIN_S = 30
 #: A message more than this early goes back to SQS; less, and the executor waits.
-MAX_EARLY_WAIT_S = 1.0
+MAX_EARLY_WAIT_S = ARRIVE_EARLY_S + 1.0
 #: Re-sends of one message after infrastructure errors before the job is failed.
 MAX_REDELIVERIES = 5
 #: Largest stored result, in bytes of JSON (DESIGN §6).
@@ -84,6 +91,26 @@ def cap_result(result: Any) -> tuple[Any, bool]:
     return {"truncated": True, "size": len(text.encode()), "head": head}, True
 
 
+def _lane(body: str) -> str:
+    """Records of one task's firings share a lane; anything else has its own."""
+    try:
+        job_id = JobMessage.parse(body).job_id
+    except ValueError:
+        return body
+    task_id, sep, _ = job_id.partition(":")
+    return task_id if sep else job_id
+
+
+def _fire_order(body: str) -> tuple[int, str]:
+    try:
+        job_id = JobMessage.parse(body).job_id
+    except ValueError:
+        return (0, body)
+    _, _, fire_ms = job_id.partition(":")
+    head = fire_ms.split(":")[0]
+    return (int(head) if head.isdigit() else 0, job_id)
+
+
 class Executor:
     def __init__(
         self,
@@ -106,18 +133,37 @@ class Executor:
 
     # ------------------------------------------------------------ batches
     def handle_batch(self, bodies: list[str]) -> None:
-        """Handle one SQS batch; never raises for a single record (see module doc)."""
+        """Handle one SQS batch; never raises for a single record (see module doc).
+
+        Records of different tasks run side by side: each may wait for its own
+        second, and one slow action must not make the others late. Firings of
+        one task (ids `<task id>:<fire ms>`) run one after another, oldest
+        first, as catch-up `all` promises.
+        """
+        lanes: dict[str, list[str]] = {}
         for body in bodies:
-            try:
-                message = JobMessage.parse(body)
-            except ValueError:
-                logger.error("dropping a message that is not a job: %r", body[:200])
-                continue
-            try:
-                self.handle(message)
-            except Exception as exc:  # one record must not fail its batch
-                logger.exception("job %s: infrastructure error", message.job_id)
-                self._redeliver(message, exc)
+            lanes.setdefault(_lane(body), []).append(body)
+        if len(lanes) == 1:
+            self._handle_lane(next(iter(lanes.values())))
+            return
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="lane") as pool:
+            list(pool.map(self._handle_lane, lanes.values()))
+
+    def _handle_lane(self, bodies: list[str]) -> None:
+        for body in sorted(bodies, key=_fire_order):
+            self._handle_record(body)
+
+    def _handle_record(self, body: str) -> None:
+        try:
+            message = JobMessage.parse(body)
+        except ValueError:
+            logger.error("dropping a message that is not a job: %r", body[:200])
+            return
+        try:
+            self.handle(message)
+        except Exception as exc:  # one record must not fail its batch
+            logger.exception("job %s: infrastructure error", message.job_id)
+            self._redeliver(message, exc)
 
     def _redeliver(self, message: JobMessage, exc: Exception) -> None:
         if message.redeliveries >= MAX_REDELIVERIES:
@@ -370,6 +416,15 @@ class Executor:
             success_num=run.report.success_num,
             failed_num=run.report.failed_num,
             skip_num=run.report.skip_num,
+        )
+        started = job.started_at or now
+        logger.info(
+            "%s %s attempt %d: started %.0f ms after its time, ran %.0f ms",
+            job.id,
+            run.status.value,
+            job.attempt,
+            (started - job.scheduled_for).total_seconds() * 1000,
+            (now - started).total_seconds() * 1000,
         )
         try:
             self._jobs.finish(stored, outcome, now=now)

@@ -38,13 +38,20 @@ class JobMessage:
         return cls(data["job_id"], int(data.get("redeliveries", 0)))
 
 
-def delay_until(at: datetime, now: datetime) -> int:
-    """Whole seconds SQS may hold a message due at `at`, never past it (0-900).
+#: Seconds a message is made to arrive before its job's time, to absorb the
+#: latency of receiving it; the executor waits out the rest (DESIGN §2.8).
+ARRIVE_EARLY_S = 1
 
-    Rounded down: the message arrives up to a second early and the executor
-    waits out the rest, so a job never starts before its time (DESIGN §2.8).
+
+def delay_until(at: datetime, now: datetime) -> int:
+    """Whole seconds SQS may hold a message due at `at` (0-900).
+
+    Rounded down and a second short: the message arrives one to two seconds
+    early and the executor waits until `at`, so a job neither starts early nor
+    waits for a receive poll to notice it.
     """
-    return max(0, min(MAX_DELAY_S, math.floor((at - now).total_seconds())))
+    seconds = math.floor((at - now).total_seconds()) - ARRIVE_EARLY_S
+    return max(0, min(MAX_DELAY_S, seconds))
 
 
 class JobQueue:

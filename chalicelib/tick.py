@@ -114,6 +114,16 @@ class Tick:
                 report.errors.append(f"{stored.job.id}: {exc}")
         return report
 
+    def recover(self) -> int:
+        """Re-send every waiting job whose message may be gone (after a restart of a
+        stack whose queue did not survive). Returns the number of messages sent."""
+        now = self._clock.now()
+        report = TickReport()
+        for shard in range(self._shards):
+            for stored in self._jobs.due(shard, now + timedelta(days=3650)):
+                self.look_after(stored, now, report)
+        return report.messages_sent
+
     # ------------------------------------------------------------ firing
     def fire(self, task: Task, now: datetime, horizon: datetime, report: TickReport) -> None:
         plan = plan_firings(task, now=now, horizon=horizon)

@@ -37,12 +37,12 @@ def _client(service: str, endpoint_url: str, region: str) -> Any:
 def provision(endpoint_url: str, stage: str, region: str = "us-east-1") -> dict[str, str]:
     """Create the stage's tables and queues if missing. Returns queue URLs by logical name."""
     dynamodb = _client("dynamodb", endpoint_url, region)
-    existing = set(dynamodb.list_tables().get("TableNames", []))
     for resource in tables(stage).values():
         props = resource["Properties"]
-        if props["TableName"] in existing:
-            continue
-        dynamodb.create_table(**{k: v for k, v in props.items() if k not in _NOT_CREATE_TABLE})
+        try:
+            dynamodb.create_table(**{k: v for k, v in props.items() if k not in _NOT_CREATE_TABLE})
+        except dynamodb.exceptions.ResourceInUseException:
+            continue  # provisioned already
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             # CloudFormation's TTL property is applied by a separate API call.

@@ -17,16 +17,22 @@ Settings (environment):
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import boto3
 from chalice.config import Config
 from chalice.local import LocalDevServer
 
@@ -96,6 +102,13 @@ def main() -> int:
     }.items():
         os.environ.setdefault(name, value)
 
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     aws = EmbeddedAws()
     aws.start()
     provision(aws.endpoint_url, STAGE)
@@ -106,20 +119,51 @@ def main() -> int:
         else f"Fresh state in {config.state_dir}/"
     )
 
-    settings = Settings(stage=STAGE, aws_endpoint_url=aws.endpoint_url)
+    settings = Settings(
+        stage=STAGE,
+        aws_endpoint_url=aws.endpoint_url,
+        # The tick fires what is due before its next run, and a little more.
+        lookahead_s=config.tick_s * 2 + 1,
+    )
     current = Services.build(settings)
     services_module.use(current)
     secret = admin_secret(config)
     current.tokens.ensure(secret, DEFAULT_PROJECT, Role.ADMIN, "bootstrap admin")
 
-    from app import app  # the app's routes read the services installed above
+    os.environ["TICKWORK_STAGE"] = STAGE  # the handlers name their queues from it
+    import app as chalice_app
 
-    server = LocalDevServer(app, Config(chalice_stage=STAGE), config.host, config.port)
+    # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows runs.
+    logging.getLogger("tickwork").setLevel(logging.INFO)
+    recovered = current.tick.recover()
+    if recovered:
+        say(f"Re-sent {recovered} waiting jobs")
+
+    server = LocalDevServer(chalice_app.app, Config(chalice_stage=STAGE), config.host, config.port)
     stop = threading.Event()
+    jobs_url = current.queue.url("jobs")
+    dlq_url = current.queue.url("jobs-dlq")
+
+    def daemon(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+        return threading.Thread(target=target, args=args, name=name, daemon=True)
+
     threads = [
-        threading.Thread(target=server.server.serve_forever, name="api", daemon=True),
-        threading.Thread(
-            target=keep_snapshots, args=(aws, config, stop), name="snapshots", daemon=True
+        daemon("api", server.server.serve_forever),
+        daemon("snapshots", keep_snapshots, aws, config, stop),
+        daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
+        daemon(
+            "dead-letters", poll_queue, aws.endpoint_url, dlq_url, chalice_app.dead_letters, stop
+        ),
+        *(
+            daemon(
+                f"worker-{n}",
+                poll_queue,
+                aws.endpoint_url,
+                jobs_url,
+                chalice_app.execute_jobs,
+                stop,
+            )
+            for n in range(config.workers)
         ),
     ]
     for thread in threads:
@@ -144,6 +188,88 @@ def main() -> int:
     aws.stop()
     say(f"Saved {saved} items to {config.snapshot_path}. Tickwork stopped.")
     return 0
+
+
+def run_ticks(
+    handler: Callable[[dict[str, Any], Any], Any], period_s: float, stop: threading.Event
+) -> None:
+    """EventBridge's part: call the tick handler with a scheduled event every period."""
+    while True:
+        started = time.monotonic()
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {},
+        }
+        try:
+            handler(event, None)
+        except Exception:
+            logging.getLogger("tickwork.local").exception("tick failed")
+        if stop.wait(max(0.0, period_s - (time.monotonic() - started))):
+            return
+
+
+def poll_queue(
+    endpoint_url: str,
+    queue_url: str,
+    handler: Callable[[dict[str, Any], Any], Any],
+    stop: threading.Event,
+) -> None:
+    """Lambda's SQS event source: long-poll, hand the handler a real SQS event,
+    delete the batch when the handler returns (leave it to SQS when it raises)."""
+    sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    while not stop.is_set():
+        try:
+            response = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        except Exception:
+            logging.getLogger("tickwork.local").exception("receive failed")
+            stop.wait(1)
+            continue
+        messages = response.get("Messages", [])
+        if not messages:
+            continue
+        event = {"Records": [_sqs_record(m, arn) for m in messages]}
+        try:
+            handler(event, None)
+        except Exception:
+            logging.getLogger("tickwork.local").exception("handler failed; SQS redelivers")
+            continue
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+
+
+def _sqs_record(message: Any, arn: str) -> dict[str, Any]:
+    """One record of a Lambda SQS event, as AWS builds it from a received message."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": "us-east-1",
+    }
 
 
 def keep_snapshots(aws: EmbeddedAws, config: LocalConfig, stop: threading.Event) -> None:
