@@ -1,0 +1,148 @@
+"""Pure policy maths with fixed instants: backoff, catch-up, the job state machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.jobs import TERMINAL, TRANSITIONS, JobStatus, can_move
+from chalicelib.messaging import delay_until
+from chalicelib.policies import MAX_CATCH_UP, backoff_delay_s, plan_firings
+from chalicelib.task_model import Backoff, Task
+
+
+def at(hour: int, minute: int = 0, second: int = 0, day: int = 4) -> datetime:
+    return datetime(2027, 1, day, hour, minute, second, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("backoff", "delay", "k", "expected"),
+    [
+        (Backoff.CONSTANT, 60, 1, 60),
+        (Backoff.CONSTANT, 60, 5, 60),
+        (Backoff.LINEAR, 60, 1, 60),
+        (Backoff.LINEAR, 60, 3, 180),
+        (Backoff.EXPONENTIAL, 60, 1, 60),
+        (Backoff.EXPONENTIAL, 60, 2, 120),
+        (Backoff.EXPONENTIAL, 60, 4, 480),
+        (Backoff.EXPONENTIAL, 60, 20, 86_400),  # capped at a day
+        (Backoff.LINEAR, 50_000, 2, 86_400),
+        (Backoff.EXPONENTIAL, 1, 10_000, 86_400),  # no overflow
+        (Backoff.CONSTANT, 0, 3, 0),
+    ],
+)
+def test_backoff_formulas(backoff: Backoff, delay: float, k: int, expected: float) -> None:
+    assert backoff_delay_s(backoff, delay, k) == expected
+
+
+def test_backoff_counts_from_one() -> None:
+    with pytest.raises(ValueError, match="from 1"):
+        backoff_delay_s(Backoff.CONSTANT, 1, 0)
+
+
+def task(**fields: Any) -> Task:
+    base = {
+        "id": "tsk_1",
+        "project_id": "p",
+        "name": "t",
+        "schedule": "0 * * * *",
+        "action": "echo",
+        "created_at": at(0),
+        "updated_at": at(0),
+        "anchor_at": at(0),
+        "next_run_at": at(1),
+    }
+    return Task.model_validate({**base, **fields})
+
+
+def plan(t: Task, now: datetime, lookahead_s: float = 75) -> tuple[list[tuple[int, bool]], Any]:
+    result = plan_firings(t, now=now, horizon=now + timedelta(seconds=lookahead_s))
+    return [(f.at.hour, f.missed) for f in result.firings], result.next_run_at
+
+
+def test_on_time_firing_within_the_lookahead() -> None:
+    assert plan(task(), at(0, 59, 30)) == ([(1, False)], at(2))
+    assert plan(task(), at(0, 58)) == ([], at(1))  # not due yet: next stays
+
+
+def test_a_firing_less_than_a_minute_late_is_not_missed() -> None:
+    assert plan(task(), at(1, 0, 59)) == ([(1, False)], at(2))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("latest", [(4, True)]),
+        ("all", [(1, True), (2, True), (3, True), (4, True)]),
+        ("skip", []),
+    ],
+)
+def test_catch_up_after_an_outage(policy: str, expected: list[tuple[int, bool]]) -> None:
+    # Down from before 01:00 until 04:30: 01:00-04:00 were missed.
+    assert plan(task(catch_up=policy), at(4, 30)) == (expected, at(5))
+
+
+def test_catch_up_window_bounds_how_far_back_missed_firings_count() -> None:
+    firings, following = plan(task(catch_up="all", catch_up_window=2 * 3600 + 1), at(4, 30))
+    assert firings == [(3, True), (4, True)]
+    assert following == at(5)
+
+
+def test_catch_up_all_keeps_at_most_the_newest_thousand() -> None:
+    t = task(schedule="* * * * *", catch_up="all", next_run_at=at(0), catch_up_window=86_400)
+    result = plan_firings(t, now=at(23, 0), horizon=at(23, 0, 30))
+    missed = [f for f in result.firings if f.missed]
+    assert len(missed) == MAX_CATCH_UP
+    # 22:59 and 23:00 are less than a minute late: on time, not missed.
+    assert missed[-1].at == at(22, 58)
+    assert missed[0].at == at(22, 58) - timedelta(minutes=MAX_CATCH_UP - 1)
+    assert [f.at for f in result.firings if not f.missed] == [at(22, 59), at(23)]
+
+
+def test_a_one_shot_fires_once_then_has_no_next_run() -> None:
+    t = task(schedule="@once 2027-01-04T01:00:00Z")
+    assert plan(t, at(0, 59, 30)) == ([(1, False)], None)
+
+
+def test_per_second_schedule_fills_the_lookahead() -> None:
+    t = task(schedule="*/2 * * * * *", next_run_at=at(9, 0, 2))
+    result = plan_firings(t, now=at(9), horizon=at(9, 0, 10))
+    assert [f.at.second for f in result.firings] == [2, 4, 6, 8, 10]
+    assert result.next_run_at == at(9, 0, 12)
+
+
+def test_dst_day_firings_follow_the_schedule_rules() -> None:
+    # Amsterdam, 2027-10-31: 02:30 local happens twice; a fixed-hour schedule fires once.
+    t = task(
+        schedule="30 2 * * *",
+        timezone="Europe/Amsterdam",
+        next_run_at=datetime(2027, 10, 31, 0, 30, tzinfo=UTC),
+    )
+    now = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+    result = plan_firings(t, now=now, horizon=now + timedelta(hours=3))
+    assert [f.at for f in result.firings] == [now]
+    assert result.next_run_at == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL))
+def test_terminal_states_are_never_left(status: JobStatus) -> None:
+    assert TRANSITIONS[status] == frozenset()
+    assert not any(can_move(status, other) for other in JobStatus)
+
+
+def test_every_status_has_a_row_and_only_active_moves_to_complete() -> None:
+    assert set(TRANSITIONS) == set(JobStatus)
+    assert [s for s in JobStatus if can_move(s, JobStatus.COMPLETE)] == [JobStatus.ACTIVE]
+    assert can_move(JobStatus.ACTIVE, JobStatus.ACTIVE)  # restart after a lost lease
+    assert can_move(JobStatus.ACTIVE, JobStatus.SCHEDULED)  # a retry waits
+
+
+@pytest.mark.parametrize(
+    ("seconds", "delay"),
+    [(0, 0), (0.4, 0), (1.0, 0), (1.9, 0), (2.0, 1), (10.5, 9), (900, 899), (5000, 900), (-3, 0)],
+)
+def test_messages_arrive_early_never_late(seconds: float, delay: int) -> None:
+    now = at(9)
+    assert delay_until(now + timedelta(seconds=seconds), now) == delay
