@@ -32,6 +32,11 @@ from chalicelib.task_model import Task
 logger = logging.getLogger("tickwork.tick")
 
 
+#: A firing's job made less than this long ago belongs to a tick still at work.
+#: Shorter than any tick period, so the next tick always repairs a crash.
+CONCURRENT_TICK_WINDOW = timedelta(seconds=3)
+
+
 def firing_job_id(task_id: str, at: datetime) -> str:
     """Deterministic id of a task's firing: enqueueing it twice is a no-op."""
     return f"{task_id}:{to_ms(at)}"
@@ -133,6 +138,8 @@ class Tick:
             due_at = max(firing.at, now) + REDELIVERY_GRACE
             if self._jobs.create(job, run_policy(task), due_at=due_at, now=now):  # (a)
                 report.jobs_created += 1
+            elif not self._needs_resend(job.id, now):
+                continue
             messages.append((JobMessage(job.id), delay_until(firing.at, now)))
         if messages:  # (b)
             unsent = self._queue.send_many(messages)
@@ -141,6 +148,14 @@ class Tick:
                 # Leave next_run_at alone: the next tick repeats (a) and (b).
                 raise RuntimeError(f"SQS refused {len(unsent)} message(s)")
         self._tasks.advance(task, plan.next_run_at)  # (c)
+
+    def _needs_resend(self, job_id: str, now: datetime) -> bool:
+        """The job of this firing exists. Made moments ago, a concurrent tick is
+        sending it; made earlier, the tick that made it died before sending."""
+        stored = self._jobs.get(job_id)
+        if stored is None or stored.job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+            return False
+        return now - stored.created_at >= CONCURRENT_TICK_WINDOW
 
     def _firing_job(self, task: Task, firing: Firing, now: datetime) -> Job:
         ready = firing.at <= now

@@ -39,6 +39,7 @@ class RunPolicy:
 class StoredJob:
     job: Job
     policy: RunPolicy
+    created_at: datetime
     lease_until: datetime | None
     due_at: datetime | None
     log: str
@@ -110,6 +111,7 @@ class JobStore:
         return StoredJob(
             job=job,
             policy=policy,
+            created_at=from_ms(int(r.created_ms)),
             lease_until=from_ms(int(r.lease_until_ms)) if r.lease_until_ms else None,
             due_at=from_ms(int(r.due_ms)) if r.due_ms is not None else None,
             log=r.log or "",

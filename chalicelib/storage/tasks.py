@@ -50,6 +50,7 @@ class TaskFilter:
 class TaskStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._transactions: Connection | None = None
 
     # ------------------------------------------------------------ conversion
     def _shard(self, task_id: str) -> str:
@@ -104,7 +105,12 @@ class TaskStore:
         )
 
     def _connection(self) -> Connection:
-        return Connection(region=self._settings.region, host=self._settings.aws_endpoint_url)
+        # One connection for transactions: making its botocore client costs ~100 ms.
+        if self._transactions is None:
+            self._transactions = Connection(
+                region=self._settings.region, host=self._settings.aws_endpoint_url
+            )
+        return self._transactions
 
     # ------------------------------------------------------------ reads
     def get(self, task_id: str) -> Task | None:

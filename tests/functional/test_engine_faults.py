@@ -1,0 +1,250 @@
+"""Crashes, duplicates, lost leases, dead letters and concurrent ticks (DESIGN §2)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.auth import Principal, Role
+from chalicelib.executor import LEASE_MARGIN_S, Executor
+from chalicelib.jobs import Job, JobStatus
+from chalicelib.messaging import JobMessage, JobQueue
+from chalicelib.services import Services
+from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
+from chalicelib.storage.tasks import TaskStore
+from chalicelib.task_model import Task, TaskSpec
+from chalicelib.tick import Tick
+from tests.conftest import Calls, FakeClock
+from tests.functional.engine_helpers import Pipeline
+
+ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
+
+
+class Crash(Exception):
+    """A process dying at a chosen point."""
+
+
+@pytest.fixture
+def pipeline(services: Services) -> Iterator[Pipeline]:
+    with Client(app) as client:
+        yield Pipeline(client, services)
+
+
+@pytest.fixture
+def make_task(services: Services) -> Callable[..., Task]:
+    counter = iter(range(1_000_000))
+
+    def make(**spec: Any) -> Task:
+        fields = {
+            "name": f"t{next(counter)}",
+            "schedule": "*/10 * * * * *",
+            "action": "record",
+            **spec,
+        }
+        return services.tasks.create(ACME, TaskSpec.model_validate(fields))
+
+    return make
+
+
+def runs(services: Services, task: Task) -> list[Job]:
+    return services.runs.runs(ACME, task.id, limit=200, cursor=None).items
+
+
+# ---------------------------------------------------------------- write-ahead crashes
+class CrashingQueue(JobQueue):
+    """Dies once in `send_many`: a crash between steps (a) and (b)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.crashes = 1
+
+    def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
+        if self.crashes:
+            self.crashes -= 1
+            raise Crash("between (a) and (b)")
+        return super().send_many(messages)
+
+
+class CrashingTasks(TaskStore):
+    """Dies once in `advance`: a crash between steps (b) and (c)."""
+
+    crashes = 1
+
+    def advance(self, task: Task, new_next: datetime | None) -> bool:
+        if self.crashes:
+            self.crashes -= 1
+            raise Crash("between (b) and (c)")
+        return super().advance(task, new_next)
+
+
+@pytest.mark.parametrize("crash_at", ["a-b", "b-c"])
+def test_a_crash_between_write_ahead_steps_loses_no_firing(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    calls: Calls,
+    make_task: Callable[..., Task],
+    crash_at: str,
+) -> None:
+    task = make_task()
+    settings = services.settings
+    jobs = JobStore(settings)
+    tasks: TaskStore = CrashingTasks(settings) if crash_at == "b-c" else TaskStore(settings)
+    queue: JobQueue = CrashingQueue(settings) if crash_at == "a-b" else services.queue
+    crashing = Tick(
+        tasks, jobs, queue, clock, shards=settings.due_shards, lookahead_s=settings.lookahead_s
+    )
+    clock.advance(10)
+    report = crashing.run()
+    assert report.errors and "between" in report.errors[0]
+    assert services.tasks.get(ACME, task.id).next_run_at == task.next_run_at  # not advanced
+
+    clock.advance(5)
+    pipeline.tick()  # the next tick, a period later, repairs
+    pipeline.deliver()
+    [job] = runs(services, task)
+    assert job.status is JobStatus.COMPLETE
+    assert len(calls.seen) == 1
+    assert services.tasks.get(ACME, task.id).next_run_at == clock.now().replace(second=20)
+
+
+# ---------------------------------------------------------------- concurrent ticks
+def test_eight_concurrent_ticks_make_one_job_per_firing(
+    services: Services, clock: FakeClock, make_task: Callable[..., Task]
+) -> None:
+    count = 1000
+    started = time.monotonic()
+    tasks = {make_task().id for _ in range(count)}
+    created_s = time.monotonic() - started
+    clock.advance(10)
+    barrier = threading.Barrier(8)
+    reports = []
+
+    def tick() -> None:
+        barrier.wait()
+        reports.append(services.tick.run())
+
+    threads = [threading.Thread(target=tick) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ticked_s = time.monotonic() - started - created_s
+    assert all(not r.errors for r in reports)
+    assert sum(r.jobs_created for r in reports) == count
+
+    # Checked from outside the product: read the whole jobs table once.
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=services.settings.aws_endpoint_url,
+        region_name=services.settings.region,
+    )
+    items = [
+        item
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=services.settings.table_name("jobs")
+        )
+        for item in page["Items"]
+    ]
+    per_task = Counter(item["task_id"]["S"] for item in items)
+    assert set(per_task) == tasks
+    assert set(per_task.values()) == {1}
+    fire_ms = {item["scheduled_ms"]["N"] for item in items}
+    assert fire_ms == {str(int(clock.now().timestamp() * 1000))}
+    # Every task moved on to its next firing, once.
+    for task_id in list(tasks)[:20]:
+        assert services.tasks.get(ACME, task_id).next_run_at == clock.now().replace(second=20)
+    print(f"created {count} tasks in {created_s:.1f}s; 8 concurrent ticks took {ticked_s:.1f}s")
+
+
+# ---------------------------------------------------------------- leases
+class DyingJobs(JobStore):
+    """The executor dies after running the action, before recording it."""
+
+    def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
+        raise Crash("executor died")
+
+
+@pytest.mark.parametrize(
+    ("retry_attempts", "ends"), [(1, JobStatus.COMPLETE), (0, JobStatus.FAILED)]
+)
+def test_a_job_whose_lease_ran_out_runs_again_as_a_new_attempt(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    calls: Calls,
+    make_task: Callable[..., Task],
+    actions: Any,
+    retry_attempts: int,
+    ends: JobStatus,
+) -> None:
+    task = make_task(schedule="0 * * * *", timeout=30, retry_attempts=retry_attempts)
+    services.runs.trigger(ACME, task.id)
+    dying = Executor(
+        DyingJobs(services.settings),
+        TaskStore(services.settings),
+        services.queue,
+        actions,
+        clock,
+        clock.advance,
+        slot_poll_s=0,
+    )
+    dying.handle_batch([m["Body"] for m in pipeline.receive()])  # runs, then "dies"
+    pipeline.deliver()  # a duplicate delivery meanwhile finds it running: dropped
+    [job] = runs(services, task)
+    assert job.status is JobStatus.ACTIVE
+    assert job.attempt == 1
+
+    clock.advance(30 + LEASE_MARGIN_S + 1)  # the lease runs out
+    pipeline.tick()  # the watchdog sends it again
+    pipeline.deliver()
+    [job] = runs(services, task)
+    assert job.status is ends
+    if ends is JobStatus.COMPLETE:
+        assert job.attempt == 2  # the lost run counted as an attempt
+        assert [c["job"] for c in calls.seen] == [job.id, job.id]
+    else:
+        assert job.error == "lease expired: the executor stopped"
+        assert len(calls.seen) == 1
+
+
+# ---------------------------------------------------------------- dead letters
+def test_a_dead_lettered_message_ends_its_job_failed(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    calls: Calls,
+    make_task: Callable[..., Task],
+) -> None:
+    task = make_task(schedule="0 * * * *")
+    job = services.runs.trigger(ACME, task.id)
+    sqs = pipeline.sqs
+    # Five receives without a delete: SQS moves the message to the DLQ.
+    for _ in range(6):
+        for message in sqs.receive_message(QueueUrl=pipeline.jobs_url).get("Messages", []):
+            sqs.change_message_visibility(
+                QueueUrl=pipeline.jobs_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+    dead = pipeline.receive(pipeline.dlq_url)
+    assert [JobMessage.parse(m["Body"]).job_id for m in dead] == [job.id]
+    event = pipeline.client.events.generate_sqs_event(
+        message_bodies=[m["Body"] for m in dead],
+        queue_name=services.settings.queue_name("jobs-dlq"),
+    )
+    pipeline.client.lambda_.invoke("dead_letters", event)
+    [failed] = runs(services, task)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.startswith("dead-lettered")
+    assert calls.seen == []
+    time.sleep(0)  # nothing else to wait for
