@@ -38,7 +38,7 @@ from chalicelib.actions import (
     Report,
 )
 from chalicelib.clock import Clock
-from chalicelib.jobs import STARTABLE, JobStatus
+from chalicelib.jobs import STARTABLE, JobStatus, Trigger
 from chalicelib.messaging import (
     ARRIVE_EARLY_S,
     MAX_DELAY_S,
@@ -220,6 +220,11 @@ class Executor:
         task = self._tasks.get(job.task_id) if job.task_id else None
         if job.task_id and task is None and job.status in STARTABLE:
             self._end_or_ignore(stored, JobStatus.CANCELLED, "task deleted")
+            return
+        scheduled_firing = job.trigger in (Trigger.CRON, Trigger.CATCH_UP)
+        if task is not None and not task.enabled and scheduled_firing and job.status in STARTABLE:
+            # Fired ahead within the lookahead, then the task was disabled.
+            self._end_or_ignore(stored, JobStatus.CANCELLED, "task disabled")
             return
         if job.status is JobStatus.ACTIVE and job.attempt >= job.max_attempts:
             # Its executor died on the last attempt: nothing left to try.
