@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -9,6 +9,8 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.services import Services
+from chalicelib.task_model import Task, TaskSpec
+from tests.functional.engine_helpers import ACME, Pipeline
 
 
 class Api:
@@ -56,3 +58,26 @@ def body(response: Any) -> Any:
 def api(services: Services) -> Iterator[Api]:
     with Client(app) as client:
         yield Api(client)
+
+
+@pytest.fixture
+def pipeline(services: Services) -> Iterator[Pipeline]:
+    with Client(app) as client:
+        yield Pipeline(client, services)
+
+
+@pytest.fixture
+def make_task(services: Services) -> Callable[..., Task]:
+    """Factory: a task of project `acme` firing every 10 s through `record`."""
+    counter = iter(range(1_000_000))
+
+    def make(**spec: Any) -> Task:
+        fields = {
+            "name": f"t{next(counter)}",
+            "schedule": "*/10 * * * * *",
+            "action": "record",
+            **spec,
+        }
+        return services.tasks.create(ACME, TaskSpec.model_validate(fields))
+
+    return make

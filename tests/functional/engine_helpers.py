@@ -7,7 +7,18 @@ from typing import Any
 import boto3
 from chalice.test import Client
 
+from chalicelib.auth import Principal, Role
+from chalicelib.jobs import Job
 from chalicelib.services import Services
+from chalicelib.task_model import Task
+
+#: The principal engine tests act as.
+ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
+
+
+def runs(services: Services, task: Task) -> list[Job]:
+    """A task's jobs, newest first."""
+    return services.runs.runs(ACME, task.id, limit=200, cursor=None).items
 
 
 class Pipeline:

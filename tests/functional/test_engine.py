@@ -4,46 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import pytest
-from chalice.test import Client
-
-from app import app
-from chalicelib.auth import Principal, Role
-from chalicelib.jobs import Job, JobStatus
+from chalicelib.jobs import JobStatus
 from chalicelib.services import Services
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.task_model import Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
-from tests.functional.engine_helpers import Pipeline
-
-ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
-
-
-@pytest.fixture
-def pipeline(services: Services) -> Iterator[Pipeline]:
-    with Client(app) as client:
-        yield Pipeline(client, services)
-
-
-@pytest.fixture
-def make_task(services: Services) -> Callable[..., Task]:
-    def make(**spec: Any) -> Task:
-        fields = {
-            "name": f"task-{len(spec)}-{id(spec)}",
-            "schedule": "*/10 * * * * *",
-            "action": "record",
-            **spec,
-        }
-        return services.tasks.create(ACME, TaskSpec.model_validate(fields))
-
-    return make
-
-
-def runs(services: Services, task: Task) -> list[Job]:
-    return services.runs.runs(ACME, task.id, limit=200, cursor=None).items
+from tests.functional.engine_helpers import ACME, Pipeline, runs
 
 
 def test_a_due_task_fires_once_and_its_run_is_recorded(

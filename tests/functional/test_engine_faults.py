@@ -5,58 +5,27 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import boto3
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib.auth import Principal, Role
 from chalicelib.executor import LEASE_MARGIN_S, Executor
-from chalicelib.jobs import Job, JobStatus
+from chalicelib.jobs import JobStatus
 from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.task_model import Task
 from chalicelib.tick import Tick
 from tests.conftest import Calls, FakeClock
-from tests.functional.engine_helpers import Pipeline
-
-ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
+from tests.functional.engine_helpers import ACME, Pipeline, runs
 
 
 class Crash(Exception):
     """A process dying at a chosen point."""
-
-
-@pytest.fixture
-def pipeline(services: Services) -> Iterator[Pipeline]:
-    with Client(app) as client:
-        yield Pipeline(client, services)
-
-
-@pytest.fixture
-def make_task(services: Services) -> Callable[..., Task]:
-    counter = iter(range(1_000_000))
-
-    def make(**spec: Any) -> Task:
-        fields = {
-            "name": f"t{next(counter)}",
-            "schedule": "*/10 * * * * *",
-            "action": "record",
-            **spec,
-        }
-        return services.tasks.create(ACME, TaskSpec.model_validate(fields))
-
-    return make
-
-
-def runs(services: Services, task: Task) -> list[Job]:
-    return services.runs.runs(ACME, task.id, limit=200, cursor=None).items
 
 
 # ---------------------------------------------------------------- write-ahead crashes
