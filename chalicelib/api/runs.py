@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from chalice.app import Blueprint
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -63,9 +61,8 @@ def trigger_task(call: Call) -> Job:
 def backfill_task(call: Call) -> BackfillResult:
     """One job per fire time in [start, end) (at most 1000), trigger `backfill`."""
     body: BackfillRequest = call.body
-    start: datetime = body.start
     return BackfillResult(
-        jobs=call.services.runs.backfill(call.who, call.path["task_id"], start, body.end)
+        jobs=call.services.runs.backfill(call.who, call.path["task_id"], body.start, body.end)
     )
 
 

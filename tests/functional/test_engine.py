@@ -171,6 +171,18 @@ def start_in_background(pipeline: Pipeline, calls: Calls, expect_seen: int) -> t
     raise AssertionError("the blocking run never started")
 
 
+def second_firing_while_first_runs(
+    pipeline: Pipeline, clock: FakeClock, calls: Calls
+) -> threading.Thread:
+    """Fire a `block` task, keep that run going, and fire it again (not yet delivered)."""
+    clock.advance(10)
+    pipeline.tick()
+    first = start_in_background(pipeline, calls, 1)
+    clock.advance(10)
+    pipeline.tick()
+    return first
+
+
 def test_on_overlap_skip_records_skipped_while_a_run_is_active(
     services: Services,
     pipeline: Pipeline,
@@ -179,11 +191,7 @@ def test_on_overlap_skip_records_skipped_while_a_run_is_active(
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(on_overlap="skip", action="block")
-    clock.advance(10)
-    pipeline.tick()
-    first = start_in_background(pipeline, calls, 1)
-    clock.advance(10)
-    pipeline.tick()
+    first = second_firing_while_first_runs(pipeline, clock, calls)
     pipeline.deliver()
     calls.release.set()
     first.join(10)
@@ -201,11 +209,7 @@ def test_on_overlap_terminate_cancels_the_oldest_run_and_starts(
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(on_overlap="terminate", action="block")
-    clock.advance(10)
-    pipeline.tick()
-    first = start_in_background(pipeline, calls, 1)
-    clock.advance(10)
-    pipeline.tick()
+    first = second_firing_while_first_runs(pipeline, clock, calls)
     second = start_in_background(pipeline, calls, 2)
     first.join(10)  # the first run sees ctx.cancelled and returns
     calls.release.set()
@@ -224,11 +228,7 @@ def test_on_overlap_allow_runs_side_by_side(
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(on_overlap="allow", action="block")
-    clock.advance(10)
-    pipeline.tick()
-    first = start_in_background(pipeline, calls, 1)
-    clock.advance(10)
-    pipeline.tick()
+    first = second_firing_while_first_runs(pipeline, clock, calls)
     second = start_in_background(pipeline, calls, 2)
     calls.release.set()
     first.join(10)

@@ -216,4 +216,3 @@ def test_a_dead_lettered_message_ends_its_job_failed(
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.startswith("dead-lettered")
     assert calls.seen == []
-    time.sleep(0)  # nothing else to wait for
