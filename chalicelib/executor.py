@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -37,8 +37,14 @@ from chalicelib.actions import (
     Registry,
     Report,
 )
-from chalicelib.clock import Clock
-from chalicelib.jobs import STARTABLE, JobStatus, Trigger
+from chalicelib.clock import Clock, to_ms
+from chalicelib.jobs import (
+    STARTABLE,
+    JobStatus,
+    Trigger,
+    is_service_job_id,
+    next_service_job_id,
+)
 from chalicelib.messaging import (
     ARRIVE_EARLY_S,
     MAX_DELAY_S,
@@ -47,10 +53,11 @@ from chalicelib.messaging import (
     delay_until,
 )
 from chalicelib.policies import backoff_delay_s
+from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
+from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Backoff, OnOverlap, Task
+from chalicelib.task_model import Backoff, Kind, OnOverlap, Restart, Task
 
 logger = logging.getLogger("tickwork.executor")
 
@@ -62,11 +69,18 @@ MAX_EARLY_WAIT_S = ARRIVE_EARLY_S + 1.0
 MAX_REDELIVERIES = 5
 #: Largest stored result, in bytes of JSON (DESIGN §6).
 MAX_RESULT_BYTES = 64 * 1024
+#: How often a running service run looks whether its task was disabled or deleted.
+SERVICE_CHECK_S = 10
 #: Watchdog instant of a job handed to SQS: if it has not started this long
 #: after its time, the tick sends it again (a lost message, a restarted stack).
 REDELIVERY_GRACE = timedelta(minutes=15)
 
 Sleeper = Callable[[float], None]
+T = TypeVar("T")
+
+#: Tries of each write that records a finished run, and the first pause between them.
+RECORD_ATTEMPTS = 6
+RECORD_BACKOFF_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,12 @@ def cap_result(result: Any) -> tuple[Any, bool]:
         return json.loads(text), False
     head = text.encode()[: MAX_RESULT_BYTES - 200].decode(errors="ignore")
     return {"truncated": True, "size": len(text.encode()), "head": head}, True
+
+
+def queue_entry(stored: StoredJob) -> str:
+    """A firing's place in its task's queue: fire time first, so entries sort
+    oldest first as strings."""
+    return f"{to_ms(stored.job.scheduled_for):015d}|{stored.job.id}"
 
 
 def _lane(body: str) -> str:
@@ -121,9 +141,10 @@ class Executor:
         clock: Clock,
         sleep: Sleeper,
         *,
-        slot_poll_s: int,
+        settings: Settings,
     ) -> None:
-        self._slot_poll_s = slot_poll_s
+        self._settings = settings
+        self._slot_poll_s = settings.slot_poll_s
         self._jobs = jobs
         self._tasks = tasks
         self._queue = queue
@@ -194,9 +215,8 @@ class Executor:
             if running:  # only a job whose executor is gone may be failed here
                 continue
             reason = f"dead-lettered: message received {count} times without completing"
-            self._end_or_ignore(stored, JobStatus.FAILED, reason)
-            if stored.job.task_id:
-                self._tasks.give_back_slot(stored.job.task_id, stored.job.id)
+            task = self._tasks.get(stored.job.task_id) if stored.job.task_id else None
+            self._end_job(stored, JobStatus.FAILED, reason, task)
 
     # ------------------------------------------------------------ one job
     def handle(self, message: JobMessage) -> None:
@@ -221,16 +241,15 @@ class Executor:
         if job.task_id and task is None and job.status in STARTABLE:
             self._end_or_ignore(stored, JobStatus.CANCELLED, "task deleted")
             return
-        scheduled_firing = job.trigger in (Trigger.CRON, Trigger.CATCH_UP)
+        scheduled_firing = job.trigger in (Trigger.CRON, Trigger.CATCH_UP, Trigger.RESTART)
         if task is not None and not task.enabled and scheduled_firing and job.status in STARTABLE:
-            # Fired ahead within the lookahead, then the task was disabled.
+            # Fired ahead within the lookahead (or a service restart), then the
+            # task was disabled.
             self._end_or_ignore(stored, JobStatus.CANCELLED, "task disabled")
             return
         if job.status is JobStatus.ACTIVE and job.attempt >= job.max_attempts:
             # Its executor died on the last attempt: nothing left to try.
-            self._end_or_ignore(stored, JobStatus.FAILED, "lease expired: the executor stopped")
-            if task is not None:
-                self._tasks.give_back_slot(task.id, job.id)
+            self._end_job(stored, JobStatus.FAILED, "lease expired: the executor stopped", task)
             return
         if task is not None and not self._take_slot(stored, task):
             return
@@ -238,12 +257,10 @@ class Executor:
             seconds=stored.policy.timeout_s + LEASE_MARGIN_S
         )
         try:
-            self._jobs.claim(stored, now=self._clock.now(), lease_until=lease_until)
+            claimed = self._jobs.claim(stored, now=self._clock.now(), lease_until=lease_until)
         except StorageConflict:
             # Another delivery claimed it (or it ended): that one owns the slot.
             return
-        claimed = self._jobs.get(job.id)
-        assert claimed is not None
         result = self._run(claimed)
         self._record(claimed, result, task)
 
@@ -251,9 +268,13 @@ class Executor:
     def _take_slot(self, stored: StoredJob, task: Task) -> bool:
         """Apply `on_overlap` against `parallelism`. True when the job may start."""
         job = stored.job
+        if task.kind is Kind.SERVICE:
+            return self._take_service_slot(stored, task)
         policy = task.on_overlap
         if policy is OnOverlap.ALLOW:
             return self._tasks.take_slot(task.id, job.id, None)
+        if policy is OnOverlap.QUEUE:
+            return self._take_slot_in_turn(stored, task)
         if self._tasks.take_slot(task.id, job.id, task.parallelism):
             if policy is OnOverlap.BUFFER_ONE:
                 self._tasks.unbuffer(task.id, job.id)
@@ -278,9 +299,64 @@ class Executor:
                 older = self._jobs.get(displaced)
                 if older is not None and older.job.status in STARTABLE:
                     self._end_or_ignore(older, JobStatus.SKIPPED, "skipped: a newer firing waits")
-        # queue / buffer_one: wait for a slot, as `scheduled`.
-        self._queue.send(JobMessage(job.id), self._slot_poll_s)
-        self._jobs.set_due(stored, self._clock.now() + REDELIVERY_GRACE, enqueued=None)
+        return self._wait_for_slot(stored)
+
+    def _wait_for_slot(self, stored: StoredJob) -> bool:
+        """Look again in `slot_poll_s`, as `scheduled`; False (the job does not start now)."""
+        self._queue.send(JobMessage(stored.job.id), self._slot_poll_s)
+        self._jobs.wait_for_slot(stored, self._clock.now() + REDELIVERY_GRACE)
+        return False
+
+    def _take_slot_in_turn(self, stored: StoredJob, task: Task) -> bool:
+        """`on_overlap: queue`: firings take free slots oldest first.
+
+        A firing that finds no slot joins the task's queue; a free slot then
+        goes to the oldest waiting firing, not to whichever newer firing comes
+        by first (which would starve a waiting one when runs take longer than
+        the schedule's period). The fast path, an empty queue and a free slot,
+        is one conditional write.
+        """
+        job = stored.job
+        entry = queue_entry(stored)
+        if self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=""):
+            return True  # the queue is empty: nothing to leave
+        self._tasks.join_queue(task.id, entry)
+        if not self._older_waiting(task, entry):
+            self._free_stale_slots(task)
+            if self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=entry):
+                self._tasks.leave_queue(task.id, entry)
+                return True
+        return self._wait_for_slot(stored)
+
+    def _older_waiting(self, task: Task, entry: str) -> bool:
+        """Whether a firing older than `entry` still waits; drops entries of
+        firings that ended while waiting (cancelled, expired)."""
+        for other in self._tasks.queued(task.id):
+            if other >= entry:
+                return False
+            waiting = self._jobs.get(other.partition("|")[2])
+            if waiting is not None and waiting.job.status in STARTABLE:
+                return True
+            self._tasks.leave_queue(task.id, other)
+        return False
+
+    def _hand_over(self, waiting: list[str]) -> None:
+        """A slot came free while firings wait in the task's queue: wake the
+        oldest now rather than at its next look (a duplicate message is harmless)."""
+        if waiting:
+            self._queue.send(JobMessage(waiting[0].partition("|")[2]), 0)
+
+    def _take_service_slot(self, stored: StoredJob, task: Task) -> bool:
+        """A service run starts while fewer than `instances` runs are active; a
+        run beyond that (after `instances` went down, or a stray restart) is
+        `skipped`, which ends its lineage. `on_overlap` does not apply."""
+        job_id = stored.job.id
+        if self._tasks.take_slot(task.id, job_id, task.instances):
+            return True
+        if self._free_stale_slots(task) and self._tasks.take_slot(task.id, job_id, task.instances):
+            return True
+        reason = f"skipped: the service already runs {task.instances} instance(s)"
+        self._end_or_ignore(stored, JobStatus.SKIPPED, reason)
         return False
 
     def _is_newer(self, other_id: str, job_id: str) -> bool:
@@ -321,6 +397,7 @@ class Executor:
             log=log,
             deadline=self._clock.now() + timedelta(seconds=timeout_s),
             clock=self._clock,
+            settings=self._settings,
         )
         action = self._actions.get(job.action)
         if action is None:
@@ -350,7 +427,10 @@ class Executor:
         worker = threading.Thread(target=target, name=f"job-{job.id}", daemon=True)
         worker.start()
         watcher = threading.Thread(
-            target=self._watch_cancel, args=(ctx, worker), name=f"watch-{job.id}", daemon=True
+            target=self._watch_cancel,
+            args=(ctx, worker, is_service_job_id(job.id)),
+            name=f"watch-{job.id}",
+            daemon=True,
         )
         watcher.start()
         worker.join(timeout_s)
@@ -376,15 +456,26 @@ class Executor:
             )
         value = box.get("value")
         report = value if isinstance(value, Report) else Report(result=value, success_num=1)
-        if self._jobs.cancel_requested(job.id):
+        if self._durably(lambda: self._jobs.cancel_requested(job.id)):
             return RunResult(JobStatus.CANCELLED, report, "cancelled", log.text, log.truncated)
         return RunResult(JobStatus.COMPLETE, report, None, log.text, log.truncated)
 
-    def _watch_cancel(self, ctx: ActionContext, worker: threading.Thread) -> None:
-        """Turn a stored `cancel_requested` into `ctx.cancelled` while the action runs."""
+    def _watch_cancel(self, ctx: ActionContext, worker: threading.Thread, service: bool) -> None:
+        """Turn a stored `cancel_requested` into `ctx.cancelled` while the action
+        runs. A service run is also stopped (as cancelled) once its task is
+        disabled or deleted: a service runs only while it is enabled."""
+        seconds = 0
         while worker.is_alive() and not ctx.wait(1.0):
-            if self._jobs.cancel_requested(ctx.job.id):
-                ctx.cancel()
+            seconds += 1
+            try:
+                if service and seconds % SERVICE_CHECK_S == 0:
+                    task = self._tasks.get(ctx.job.task_id or "")
+                    if task is None or not task.enabled:
+                        self._jobs.request_cancel(ctx.job.id)
+                if self._jobs.cancel_requested(ctx.job.id):
+                    ctx.cancel()
+            except Exception:  # throttled: look again in a second
+                logger.warning("job %s: cancel check failed", ctx.job.id, exc_info=True)
 
     # ------------------------------------------------------------ recording
     def _record(self, stored: StoredJob, run: RunResult, task: Task | None) -> None:
@@ -397,18 +488,20 @@ class Executor:
             at = now + timedelta(seconds=delay)
             # Short delays ride on an SQS delay; longer ones wait for the tick.
             via_sqs = delay < MAX_DELAY_S
-            self._jobs.retry_later(
-                stored,
-                at=at,
-                due_at=at + REDELIVERY_GRACE if via_sqs else at,
-                error=run.error or "failed",
-                log=run.log,
-                log_truncated=run.log_truncated,
+            self._durably(
+                lambda: self._jobs.retry_later(
+                    stored,
+                    at=at,
+                    due_at=at + REDELIVERY_GRACE if via_sqs else at,
+                    error=run.error or "failed",
+                    log=run.log,
+                    log_truncated=run.log_truncated,
+                )
             )
             if task is not None:
-                self._tasks.give_back_slot(task.id, job.id)
+                self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
             if via_sqs:
-                self._queue.send(JobMessage(job.id), delay_until(at, now))
+                self._durably(lambda: self._queue.send(JobMessage(job.id), delay_until(at, now)))
             return
         result, cut = cap_result(run.report.result)
         outcome = Outcome(
@@ -431,19 +524,129 @@ class Executor:
             (started - job.scheduled_for).total_seconds() * 1000,
             (now - started).total_seconds() * 1000,
         )
+        # Write-ahead, as the tick fires: the restart exists before this run
+        # ends, and is sent once this run's slot is free for it.
+        restart = self._durably(lambda: self._create_restart(stored, run.status, task))
         try:
-            self._jobs.finish(stored, outcome, now=now)
+            self._durably(lambda: self._jobs.finish(stored, outcome, now=now))
         except StorageConflict:
             logger.warning("job %s changed while running; outcome not recorded", job.id)
         if task is not None:
-            self._tasks.give_back_slot(task.id, job.id)
-            self._tasks.record_run(
-                task.id,
-                status=run.status.value,
-                at=job.started_at or now,
-                failed=run.status is JobStatus.FAILED,
-                pause_after=task.pause_after_failures,
+            waiting = self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
+            self._durably(lambda: self._hand_over(waiting))
+            kept = self._durably(
+                lambda: self._tasks.record_run(
+                    task.id,
+                    status=run.status.value,
+                    at=job.started_at or now,
+                    failed=run.status is JobStatus.FAILED,
+                    pause_after=task.pause_after_failures,
+                )
             )
+            if kept > task.keep_runs:
+                self._prune(task, kept - task.keep_runs)
+        self._send_restart(restart)
+
+    def _durably(self, step: Callable[[], T]) -> T:
+        """Run one write that records a run whose action already ran, retrying
+        infrastructure errors (throttling, a dropped connection) in place: giving
+        up would leave the job to its lease, and so run the action again.
+        A StorageConflict is an answer, not a failure, and is not retried."""
+        for attempt in range(1, RECORD_ATTEMPTS + 1):
+            try:
+                return step()
+            except StorageConflict:
+                raise
+            except Exception:
+                if attempt == RECORD_ATTEMPTS:
+                    raise
+                logger.warning("recording a run: attempt %d failed; again", attempt, exc_info=True)
+                self._sleep(RECORD_BACKOFF_S * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def _prune(self, task: Task, excess: int) -> None:
+        """Delete the task's oldest finished runs beyond `keep_runs`. Best effort:
+        a failure leaves them to the next run's pruning and to `keep_for`'s TTL."""
+        try:
+            deleted = self._jobs.prune_runs(task.id, excess)
+            if deleted:
+                self._tasks.forget_runs(task.id, deleted)
+        except Exception:
+            logger.exception("task %s: pruning old runs failed", task.id)
+
+    def _end_job(self, stored: StoredJob, status: JobStatus, error: str, task: Task | None) -> None:
+        """End a job that is not running now, freeing its slot and restarting a
+        service run as its `restart` policy says."""
+        restart = self._create_restart(stored, status, task)
+        self._end_or_ignore(stored, status, error)
+        if task is not None:
+            self._tasks.give_back_slot(task.id, stored.job.id)
+        self._send_restart(restart)
+
+    # ------------------------------------------------------------ services
+    def _create_restart(
+        self, stored: StoredJob, status: JobStatus, task: Task | None
+    ) -> tuple[JobMessage, int] | None:
+        """Store the run that restarts an ending service run, if `restart` asks
+        for one; returns its message and delay for `_send_restart`.
+
+        Backoff counts consecutive failed runs (k = 1 after a complete run), so
+        a crash-looping service slows down and a healthy one restarts after
+        `restart_delay`. A cancelled or skipped run is not restarted.
+        """
+        job = stored.job
+        if task is None or task.kind is not Kind.SERVICE or not task.enabled:
+            return None
+        if not is_service_job_id(job.id):
+            return None
+        failed = status is JobStatus.FAILED
+        if not (task.restart is Restart.ALWAYS or (task.restart is Restart.ON_FAILURE and failed)):
+            return None
+        if status not in (JobStatus.COMPLETE, JobStatus.FAILED):
+            return None
+        k = stored.restarts + 1 if failed else 1
+        now = self._clock.now()
+        at = now + timedelta(seconds=backoff_delay_s(task.restart_backoff, task.restart_delay, k))
+        via_sqs = (at - now).total_seconds() < MAX_DELAY_S
+        restart = job.model_copy(
+            update={
+                "id": next_service_job_id(job.id),
+                "args": task.args,
+                "action": task.action,
+                "status": JobStatus.SCHEDULED,
+                "trigger": Trigger.RESTART,
+                "attempt": 0,
+                "max_attempts": task.retry_attempts + 1,
+                "scheduled_for": at,
+                "enqueued_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "timestamp_ms": to_ms(at),
+                "result": None,
+                "error": None,
+                "cancel_requested": False,
+                "success_num": 0,
+                "failed_num": 0,
+                "skip_num": 0,
+            }
+        )
+        self._jobs.create(
+            restart,
+            RunPolicy.of(task),
+            due_at=at + REDELIVERY_GRACE if via_sqs else at,
+            now=now,
+            restarts=k if failed else 0,
+        )
+        logger.info("service %s: %s restarts at %s (k=%d)", task.id, restart.id, at, k)
+        return (JobMessage(restart.id), delay_until(at, now)) if via_sqs else None
+
+    def _send_restart(self, restart: tuple[JobMessage, int] | None) -> None:
+        if restart is None:
+            return
+        try:
+            self._queue.send(*restart)
+        except Exception:  # the restart's watchdog instant brings it back
+            logger.exception("service restart %s: send failed", restart[0].job_id)
 
     def _end_or_ignore(self, stored: StoredJob, status: JobStatus, error: str | None) -> None:
         # A job that moved on meanwhile keeps its new state.

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.clock import to_ms
+
 
 class JobStatus(StrEnum):
     SCHEDULED = "scheduled"
@@ -122,3 +124,31 @@ class Job(BaseModel):
     success_num: int = 0
     failed_num: int = 0
     skip_num: int = 0
+
+
+def firing_job_id(task_id: str, at: datetime) -> str:
+    """Deterministic id of a task's firing: enqueueing it twice is a no-op."""
+    return f"{task_id}:{to_ms(at)}"
+
+
+def service_job_id(task_id: str, started: datetime, instance: int, generation: int) -> str:
+    """Deterministic id of a service run: instance `instance` of the service
+    started at `started`, restarted `generation` times. The restart of a run is
+    the next generation, so recording it twice makes one job."""
+    return f"{task_id}:{to_ms(started)}:{instance}.{generation}"
+
+
+def is_service_job_id(job_id: str) -> bool:
+    """Whether `job_id` names a service run (`<task>:<ms>:<instance>.<generation>`)."""
+    parts = job_id.split(":")
+    if len(parts) != 3:
+        return False
+    instance, dot, generation = parts[2].partition(".")
+    return bool(dot) and instance.isdigit() and generation.isdigit()
+
+
+def next_service_job_id(job_id: str) -> str:
+    """The id of the run that restarts the service run `job_id`."""
+    head, _, lineage = job_id.rpartition(":")
+    instance, _, generation = lineage.partition(".")
+    return f"{head}:{instance}.{int(generation) + 1}"

@@ -60,6 +60,7 @@ class JobQueue:
         self._client: Any = None
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._url_lock = threading.Lock()
 
     def _sqs(self) -> Any:
         with self._lock:
@@ -75,10 +76,25 @@ class JobQueue:
             return self._client
 
     def url(self, logical: str = "jobs") -> str:
-        if logical not in self._urls:
-            name = self._settings.queue_name(logical)
-            self._urls[logical] = self._sqs().get_queue_url(QueueName=name)["QueueUrl"]
-        return self._urls[logical]
+        cached = self._urls.get(logical)
+        if cached is not None:
+            return cached
+        client = self._sqs()
+        with self._url_lock:  # the tick's shard threads all ask at once on a cold start
+            if logical not in self._urls:
+                name = self._settings.queue_name(logical)
+                self._urls[logical] = client.get_queue_url(QueueName=name)["QueueUrl"]
+            return self._urls[logical]
+
+    def waiting(self, logical: str = "jobs") -> int:
+        """SQS's approximate count of messages in a queue (visible and in flight)."""
+        attributes = self._sqs().get_queue_attributes(
+            QueueUrl=self.url(logical),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
 
     def send(self, message: JobMessage, delay_s: int = 0) -> None:
         self._sqs().send_message(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
-from chalicelib.task_model import Backoff, CatchUp, Task
+from chalicelib.task_model import Backoff, CatchUp, Kind, Task
 
 #: A firing more than this late counts as missed (DESIGN §4 catch_up).
 MISSED_AFTER = timedelta(seconds=60)
@@ -55,6 +55,11 @@ def plan_firings(task: Task, *, now: datetime, horizon: datetime) -> FiringPlan:
     none. Firings within MISSED_AFTER of now, or ahead of it, are always kept.
     """
     start = task.next_run_at
+    if start is not None and task.kind is Kind.SERVICE:
+        # A service's one firing is its start, however late: it is meant to run.
+        if start > horizon:
+            return FiringPlan([], start)
+        return FiringPlan([Firing(start, missed=False)], None)
     if start is None or task.schedule is None:
         return FiringPlan([], None)
     schedule = parse_schedule(task.schedule)

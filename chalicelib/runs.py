@@ -11,11 +11,10 @@ from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.jobs import Job, JobStatus, Trigger
 from chalicelib.messaging import JobMessage, JobQueue, delay_until
 from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
-from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.jobs import JobStore, RunPolicy
 from chalicelib.storage.pages import Page
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
-from chalicelib.tick import run_policy
 
 #: Most firings one backfill may create (DESIGN §7).
 MAX_BACKFILL = 1000
@@ -56,7 +55,7 @@ class RunService:
 
     def _submit(self, task: Task, job: Job) -> None:
         now = self._clock.now()
-        self._jobs.create(job, run_policy(task), due_at=now + REDELIVERY_GRACE, now=now)
+        self._jobs.create(job, RunPolicy.of(task), due_at=now + REDELIVERY_GRACE, now=now)
         self._queue.send(JobMessage(job.id), delay_until(job.scheduled_for, now))
 
     def trigger(self, principal: Principal, task_id: str) -> Job:

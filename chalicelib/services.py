@@ -15,6 +15,7 @@ from chalicelib.auth import TokenService
 from chalicelib.clock import Clock, IdFactory, SortableIds, SystemClock
 from chalicelib.executor import Executor
 from chalicelib.messaging import JobQueue
+from chalicelib.queue import QueueService
 from chalicelib.runs import RunService
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore
@@ -36,6 +37,7 @@ class Services:
     tick: Tick
     executor: Executor
     queue: JobQueue
+    jobs: QueueService
 
     @classmethod
     def build(
@@ -53,6 +55,7 @@ class Services:
         task_store = TaskStore(settings)
         job_store = JobStore(settings)
         queue = JobQueue(settings)
+        registered = actions or registry(settings)
         return cls(
             settings=settings,
             clock=clock,
@@ -72,12 +75,13 @@ class Services:
                 job_store,
                 task_store,
                 queue,
-                actions or registry(),
+                registered,
                 clock,
                 sleep,
-                slot_poll_s=settings.slot_poll_s,
+                settings=settings,
             ),
             queue=queue,
+            jobs=QueueService(job_store, queue, registered, clock, sleep),
         )
 
 

@@ -5,9 +5,14 @@ Nothing else in the code reads `os.environ`; handlers receive a `Settings`.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+#: The LLM back ends `trigger_ai` can ask (DESIGN §6).
+AI_PROVIDERS = ("bedrock", "openai")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,27 @@ class Settings:
     #: How often a firing that waits for a free slot (`on_overlap: queue`) looks again.
     slot_poll_s: int = 2
 
+    # -- actions that reach out (docs/actions.md) --------------------------------
+    #: Networks `http_request` may reach although they are not public (CIDRs,
+    #: e.g. "127.0.0.0/8"). Empty: only public addresses (the SSRF guard).
+    http_allow_networks: tuple[str, ...] = ()
+    #: Matrix client-server API of `send_message`: base URL and access token.
+    matrix_homeserver: str | None = None
+    matrix_access_token: str | None = None
+    #: Rooms posted to by webhook instead of Matrix: (room id, URL) pairs.
+    room_webhooks: tuple[tuple[str, str], ...] = ()
+    #: `trigger_ai`: "bedrock" (Converse) or "openai" (any compatible endpoint).
+    ai_provider: str = "bedrock"
+    #: Model used when a job names none (a Bedrock model id, or an OpenAI model name).
+    ai_model: str | None = None
+    ai_max_tokens: int = 1024
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    #: DynamoDB tables `run_query` may read (physical names).
+    query_tables: tuple[str, ...] = ()
+    #: Modules whose `ACTIONS` are added to the registry (plugins without packaging).
+    action_modules: tuple[str, ...] = ()
+
     def table_name(self, logical: str) -> str:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""
         return f"tickwork-{self.stage}-{logical}"
@@ -38,6 +64,10 @@ class Settings:
     def queue_name(self, logical: str) -> str:
         """Physical SQS queue name (`jobs`, `jobs-dlq`)."""
         return f"tickwork-{self.stage}-{logical}"
+
+    def room_webhook(self, room_id: str) -> str | None:
+        """The webhook URL configured for a room, if any."""
+        return dict(self.room_webhooks).get(room_id)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,4 +78,51 @@ class Settings:
             aws_endpoint_url=env.get("TICKWORK_AWS_ENDPOINT") or None,
             due_shards=int(env.get("TICKWORK_DUE_SHARDS", cls.due_shards)),
             lookahead_s=float(env.get("TICKWORK_LOOKAHEAD_SECONDS", cls.lookahead_s)),
+            http_allow_networks=_networks(env.get("TICKWORK_HTTP_ALLOW_NETWORKS", "")),
+            matrix_homeserver=env.get("TICKWORK_MATRIX_HOMESERVER") or None,
+            matrix_access_token=env.get("TICKWORK_MATRIX_ACCESS_TOKEN") or None,
+            room_webhooks=_room_webhooks(env.get("TICKWORK_ROOM_WEBHOOKS", "")),
+            ai_provider=_ai_provider(env.get("TICKWORK_AI_PROVIDER") or cls.ai_provider),
+            ai_model=env.get("TICKWORK_AI_MODEL") or None,
+            ai_max_tokens=int(env.get("TICKWORK_AI_MAX_TOKENS", cls.ai_max_tokens)),
+            openai_base_url=env.get("TICKWORK_OPENAI_BASE_URL") or None,
+            openai_api_key=env.get("TICKWORK_OPENAI_API_KEY") or None,
+            query_tables=_names(env.get("TICKWORK_QUERY_TABLES", "")),
+            action_modules=_names(env.get("TICKWORK_ACTION_MODULES", "")),
         )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """CIDRs, checked now so a typo stops the start rather than a run."""
+    for network in _names(text):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"TICKWORK_HTTP_ALLOW_NETWORKS: {exc}") from exc
+    return _names(text)
+
+
+def _room_webhooks(text: str) -> tuple[tuple[str, str], ...]:
+    """A JSON object {room id: webhook URL}."""
+    if not text.strip():
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"TICKWORK_ROOM_WEBHOOKS is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(
+        isinstance(key, str) and isinstance(url, str) for key, url in data.items()
+    ):
+        raise ValueError('TICKWORK_ROOM_WEBHOOKS must be {"<room id>": "<url>", ...}')
+    return tuple(sorted(data.items()))
+
+
+def _ai_provider(name: str) -> str:
+    if name not in AI_PROVIDERS:
+        raise ValueError(f"TICKWORK_AI_PROVIDER must be one of {', '.join(AI_PROVIDERS)}")
+    return name

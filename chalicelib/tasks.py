@@ -47,7 +47,13 @@ def _fires(spec: TaskSpec) -> bool:
 
 
 def next_run(spec: TaskSpec, *, after: datetime, anchor: datetime) -> datetime | None:
-    """The task's first firing strictly after `after`; None if it will not fire."""
+    """The task's first firing strictly after `after`; None if it will not fire.
+
+    An enabled service has one "firing" — its start, at `after` — which the
+    tick turns into `instances` runs; it ignores its schedule.
+    """
+    if spec.enabled and spec.kind is Kind.SERVICE:
+        return after
     if not _fires(spec):
         return None
     assert spec.schedule is not None
@@ -58,7 +64,7 @@ def next_run(spec: TaskSpec, *, after: datetime, anchor: datetime) -> datetime |
 
 def upcoming_runs(task: Task, count: int = UPCOMING_COUNT) -> list[datetime]:
     """`next_run_at` and the firings after it: what the tick will actually fire."""
-    if task.next_run_at is None or task.schedule is None:
+    if task.next_run_at is None or task.schedule is None or task.kind is Kind.SERVICE:
         return []
     later = upcoming(
         parse_schedule(task.schedule),
@@ -173,12 +179,17 @@ class TaskService:
             before.kind,
         )
         re_enabled = spec.enabled and not before.enabled
+        if spec.kind is Kind.SERVICE and spec.instances != before.instances:
+            # Start again: the tick starts `instances` runs and the executor
+            # skips those beyond the new count (DESIGN §4 `instances`).
+            timing_changed = True
         anchor, next_run_at, paused_reason = (
             current.anchor_at,
             current.next_run_at,
             current.paused_reason,
         )
-        if timing_changed or re_enabled or not _fires(spec):
+        keeps_timing = spec.enabled and (_fires(spec) or spec.kind is Kind.SERVICE)
+        if timing_changed or re_enabled or not keeps_timing:
             # A schedule change or a re-enable starts afresh from now: the
             # disabled period is not caught up (DESIGN §4).
             anchor = now if (timing_changed or re_enabled) else anchor

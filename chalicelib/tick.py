@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 
 from chalicelib.clock import Clock, to_ms
 from chalicelib.executor import REDELIVERY_GRACE
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
 from chalicelib.messaging import MAX_DELAY_S, JobMessage, JobQueue, delay_until
 from chalicelib.policies import Firing, plan_firings
 from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task
+from chalicelib.task_model import Kind, Task
 
 logger = logging.getLogger("tickwork.tick")
 
@@ -35,22 +35,6 @@ logger = logging.getLogger("tickwork.tick")
 #: A firing's job made less than this long ago belongs to a tick still at work.
 #: Shorter than any tick period, so the next tick always repairs a crash.
 CONCURRENT_TICK_WINDOW = timedelta(seconds=3)
-
-
-def firing_job_id(task_id: str, at: datetime) -> str:
-    """Deterministic id of a task's firing: enqueueing it twice is a no-op."""
-    return f"{task_id}:{to_ms(at)}"
-
-
-def run_policy(task: Task) -> RunPolicy:
-    return RunPolicy(
-        timeout_s=task.timeout,
-        retry_backoff=task.retry_backoff.value,
-        retry_delay_s=task.retry_delay,
-        keep_for_s=task.keep_for,
-        log_max_size=task.log_max_size,
-        log_on_full=task.log_on_full.value,
-    )
 
 
 @dataclass
@@ -100,7 +84,17 @@ class Tick:
         return report
 
     def _shard(self, shard: int, now: datetime, horizon: datetime) -> TickReport:
+        """One shard's work. An error (throttling) ends only this shard's part of
+        the tick; the next tick reads it again, and nothing due is dropped."""
         report = TickReport()
+        try:
+            self._fire_shard(shard, now, horizon, report)
+        except Exception as exc:
+            logger.exception("tick: shard %d", shard)
+            report.errors.append(f"shard {shard}: {exc}")
+        return report
+
+    def _fire_shard(self, shard: int, now: datetime, horizon: datetime, report: TickReport) -> None:
         due_tasks = self._tasks.due(shard, to_ms(horizon))
         report.tasks_read = len(due_tasks)
         for task in due_tasks:
@@ -117,7 +111,6 @@ class Tick:
             except Exception as exc:
                 logger.exception("tick: job %s", stored.job.id)
                 report.errors.append(f"{stored.job.id}: {exc}")
-        return report
 
     def recover(self) -> int:
         """Re-send every waiting job whose message may be gone (after a restart of a
@@ -129,18 +122,38 @@ class Tick:
                 self.look_after(stored, now, report)
         return report.messages_sent
 
+    def fire_soon(self, task: Task) -> Task:
+        """Fire a task just created or changed whose first firing comes before
+        the next tick could see it (within the lookahead), so it is not late by
+        up to a tick period. Best effort: the tick fires it otherwise, and the
+        write-ahead steps make firing it from both places safe. Returns the
+        task as it now is (its `next_run_at` moved on if it fired)."""
+        now = self._clock.now()
+        horizon = now + self._lookahead
+        if task.next_run_at is None or task.next_run_at > horizon:
+            return task
+        try:
+            following = self.fire(task, now, horizon, TickReport())
+        except Exception:
+            logger.exception("firing task %s at once failed; the tick will", task.id)
+            return task
+        return task.model_copy(update={"next_run_at": following})
+
     # ------------------------------------------------------------ firing
-    def fire(self, task: Task, now: datetime, horizon: datetime, report: TickReport) -> None:
+    def fire(
+        self, task: Task, now: datetime, horizon: datetime, report: TickReport
+    ) -> datetime | None:
+        """Fire what is due of `task` before `horizon`; returns its new `next_run_at`."""
         plan = plan_firings(task, now=now, horizon=horizon)
         messages: list[tuple[JobMessage, int]] = []
         for firing in plan.firings:
-            job = self._firing_job(task, firing, now)
-            due_at = max(firing.at, now) + REDELIVERY_GRACE
-            if self._jobs.create(job, run_policy(task), due_at=due_at, now=now):  # (a)
-                report.jobs_created += 1
-            elif not self._needs_resend(job.id, now):
-                continue
-            messages.append((JobMessage(job.id), delay_until(firing.at, now)))
+            for job in self._firing_jobs(task, firing, now):
+                due_at = max(firing.at, now) + REDELIVERY_GRACE
+                if self._jobs.create(job, RunPolicy.of(task), due_at=due_at, now=now):  # (a)
+                    report.jobs_created += 1
+                elif not self._needs_resend(job.id, now):
+                    continue
+                messages.append((JobMessage(job.id), delay_until(firing.at, now)))
         if messages:  # (b)
             unsent = self._queue.send_many(messages)
             report.messages_sent += len(messages) - len(unsent)
@@ -148,6 +161,7 @@ class Tick:
                 # Leave next_run_at alone: the next tick repeats (a) and (b).
                 raise RuntimeError(f"SQS refused {len(unsent)} message(s)")
         self._tasks.advance(task, plan.next_run_at)  # (c)
+        return plan.next_run_at
 
     def _needs_resend(self, job_id: str, now: datetime) -> bool:
         """The job of this firing exists. Made moments ago, a concurrent tick is
@@ -157,10 +171,19 @@ class Tick:
             return False
         return now - stored.created_at >= CONCURRENT_TICK_WINDOW
 
-    def _firing_job(self, task: Task, firing: Firing, now: datetime) -> Job:
+    def _firing_jobs(self, task: Task, firing: Firing, now: datetime) -> list[Job]:
+        """The jobs of one firing: one run, or a service's `instances` first runs."""
+        if task.kind is Kind.SERVICE:
+            return [
+                self._firing_job(task, firing, now, service_job_id(task.id, firing.at, i, 0))
+                for i in range(task.instances)
+            ]
+        return [self._firing_job(task, firing, now, firing_job_id(task.id, firing.at))]
+
+    def _firing_job(self, task: Task, firing: Firing, now: datetime, job_id: str) -> Job:
         ready = firing.at <= now
         return Job(
-            id=firing_job_id(task.id, firing.at),
+            id=job_id,
             project_id=task.project_id,
             action=task.action,
             args=task.args,

@@ -6,6 +6,7 @@ costs nothing and a busy one loses at most one snapshot interval on a crash.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -30,10 +31,24 @@ _WRITES = {
 }
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: Decides, from a DynamoDB operation name, whether to answer it with throttling.
+FaultInjector = Callable[[str], bool]
+
+_THROTTLED = json.dumps(
+    {
+        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+        "message": "Rate of requests exceeds the allowed throughput (injected).",
+    }
+).encode()
 
 
 class EmbeddedAws:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, throttle: FaultInjector | None = None
+    ) -> None:
+        """`throttle` (for fault tests) may answer DynamoDB requests with a
+        ThrottlingException before moto sees them, as DynamoDB does under load."""
+        self._throttle = throttle
         self._host = host
         self._port = port
         self._server: BaseWSGIServer | None = None
@@ -76,8 +91,19 @@ class EmbeddedAws:
     def _watch(self, moto_app: WsgiApp) -> WsgiApp:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
-            if target.startswith("DynamoDB_") and target.rpartition(".")[2] in _WRITES:
-                self._dirty.set()
+            operation = target.rpartition(".")[2]
+            if target.startswith("DynamoDB_"):
+                if self._throttle is not None and self._throttle(operation):
+                    start_response(
+                        "400 Bad Request",
+                        [
+                            ("Content-Type", "application/x-amz-json-1.0"),
+                            ("Content-Length", str(len(_THROTTLED))),
+                        ],
+                    )
+                    return [_THROTTLED]
+                if operation in _WRITES:
+                    self._dirty.set()
             return moto_app(environ, start_response)
 
         return app

@@ -17,6 +17,7 @@ Settings (environment):
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -44,6 +45,10 @@ from infra.embedded_aws import EmbeddedAws
 from infra.local import provision, restore, snapshot
 
 STAGE = "local"
+#: How long Ctrl-C waits for the tick, workers and snapshots before the last snapshot.
+STOP_GRACE_S = 15.0
+#: What `http_request` may call on the local stack besides public addresses.
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,16 @@ def main() -> int:
         else f"Fresh state in {config.state_dir}/"
     )
 
-    settings = Settings(
+    from_env = Settings.from_env()
+    settings = replace(
+        from_env,
         stage=STAGE,
         aws_endpoint_url=aws.endpoint_url,
         # The tick fires what is due before its next run, and a little more.
         lookahead_s=config.tick_s * 2 + 1,
+        # http_request may call services on this machine (DESIGN §6), unless
+        # TICKWORK_HTTP_ALLOW_NETWORKS says otherwise.
+        http_allow_networks=from_env.http_allow_networks or LOOPBACK_NETWORKS,
     )
     current = Services.build(settings)
     services_module.use(current)
@@ -174,6 +184,8 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    # `kill -USR1 <pid>` prints every thread's stack: for a stack that hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     base = f"http://{config.host}:{config.port}"
     say(f"Admin token (project {DEFAULT_PROJECT}): {secret}")
@@ -182,8 +194,11 @@ def main() -> int:
 
     say("Stopping...")
     server.shutdown()
+    # One deadline for all: a worker inside a long poll or a run finishes on its
+    # own (the threads are daemons); Ctrl-C must not wait for each in turn.
+    deadline = time.monotonic() + STOP_GRACE_S
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     saved = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
     aws.stop()
     say(f"Saved {saved} items to {config.snapshot_path}. Tickwork stopped.")

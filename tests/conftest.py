@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,30 +23,18 @@ from chalicelib import services as services_module
 from chalicelib.actions import Action, ActionContext, Registry
 from chalicelib.actions.builtin import BUILTIN
 from chalicelib.auth import Role
+from chalicelib.clock import ManualClock
 from chalicelib.services import Services
 from chalicelib.settings import Settings
 from infra.local import provision
 
 # moto and botocore want credentials and a region even when nothing is real.
+#: Tests say FakeClock: a clock that moves only when a test says so.
+FakeClock = ManualClock
+
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-
-
-class FakeClock:
-    """A clock that moves only when a test says so."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, instant: datetime) -> None:
-        self._now = instant
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
     registry().get("echo").run(ctx, args)
 
 Built-ins live in `chalicelib.actions.builtin`; plugins add actions through
-the `tickwork.actions` entry-point group (each entry point names an `Action`).
+the `tickwork.actions` entry-point group (each entry point names an `Action`
+or a list of them) or through `TICKWORK_ACTION_MODULES` (modules exporting
+`ACTIONS`). docs/actions.md describes every action.
 """
 
 from chalicelib.actions.base import (

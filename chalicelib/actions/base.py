@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from chalicelib.clock import Clock
 from chalicelib.jobs import Job
+from chalicelib.settings import Settings
 
 
 class ActionFailed(Exception):
@@ -80,13 +82,15 @@ class LogCapture:
 
 @dataclass
 class ActionContext:
-    """What a running action sees: its job, a captured logger, its deadline, and
-    whether it has been asked to stop (`cancelled`)."""
+    """What a running action sees: its job, a captured logger, its deadline,
+    whether it has been asked to stop (`cancelled`), and the operator's settings
+    (endpoints, allow-lists) for actions that reach out."""
 
     job: Job
     log: LogCapture
     deadline: datetime
     clock: Clock
+    settings: Settings
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -134,19 +138,32 @@ class Registry:
         return [self._actions[name] for name in self.names()]
 
 
-_registry: Registry | None = None
+_registries: dict[tuple[str, ...], Registry] = {}
 
 
-def registry() -> Registry:
-    """Built-in actions plus those of installed `tickwork.actions` plugins."""
-    global _registry
-    if _registry is None:
+def registry(settings: Settings | None = None) -> Registry:
+    """Built-in actions, those of installed `tickwork.actions` plugins, and the
+    `ACTIONS` of each module in `settings.action_modules` (settings default to
+    the environment's). Built once per module list."""
+    modules = (settings or Settings.from_env()).action_modules
+    if modules not in _registries:
         from chalicelib.actions.builtin import BUILTIN
 
         found = Registry(list(BUILTIN))
         for entry in entry_points(group="tickwork.actions"):
-            plugin = entry.load()
-            for action in plugin if isinstance(plugin, list | tuple) else [plugin]:
+            for action in _actions_of(entry.load()):
                 found.add(action)
-        _registry = found
-    return _registry
+        for name in modules:
+            for action in _actions_of(getattr(import_module(name), "ACTIONS", None), name):
+                found.add(action)
+        _registries[modules] = found
+    return _registries[modules]
+
+
+def _actions_of(plugin: Any, module: str | None = None) -> list[Action]:
+    """An entry point's Action or list of them; a module's `ACTIONS` list."""
+    actions = list(plugin) if isinstance(plugin, list | tuple) else [plugin]
+    if not actions or not all(isinstance(action, Action) for action in actions):
+        where = f"module {module!r}: ACTIONS" if module else "a tickwork.actions entry point"
+        raise TypeError(f"{where} must be an Action or a list of them")
+    return actions

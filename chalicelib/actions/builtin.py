@@ -1,4 +1,5 @@
-"""Built-in diagnostic actions: `echo`, `sleep`, `fail` (DESIGN §6)."""
+"""Built-in actions (DESIGN §6): the diagnostic `echo`, `sleep`, `fail` here,
+and the ones that reach out, each in its own module (docs/actions.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.actions import ai, http_request, lambda_invoke, query, rooms
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
 
 
@@ -49,4 +51,9 @@ BUILTIN = (
     Action("echo", EchoArgs, echo, "Returns its args."),
     Action("sleep", SleepArgs, sleep, "Sleeps `seconds`, waking early if cancelled."),
     Action("fail", FailArgs, fail, "Fails with `message`."),
+    http_request.ACTION,
+    rooms.ACTION,
+    ai.ACTION,
+    query.ACTION,
+    lambda_invoke.ACTION,
 )

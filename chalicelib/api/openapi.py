@@ -37,6 +37,8 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     for route in ROUTES:
         if route.body is not None:
             seen[(route.body, "validation")] = None
+        if route.query is not None:  # for the enums its parameters refer to
+            seen[(route.query, "validation")] = None
         if route.response is not None:
             seen[(route.response, "serialization")] = None
         if route.errors:
@@ -50,7 +52,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     if route.query is not None:
-        schema = route.query.model_json_schema()
+        schema = route.query.model_json_schema(ref_template=_REF)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
             description = prop.pop("description", None)

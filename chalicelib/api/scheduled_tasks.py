@@ -94,7 +94,8 @@ def list_tasks(call: Call) -> TaskList:
 )
 def create_task(call: Call) -> Any:
     """Every field of DESIGN §4 may be given; omitted ones take their defaults."""
-    return _detail(call.services.tasks.create(call.who, call.body), status=201)
+    task = call.services.tasks.create(call.who, call.body)
+    return _detail(call.services.tick.fire_soon(task), status=201)
 
 
 @endpoint(
@@ -130,7 +131,7 @@ def patch_task(call: Call) -> Any:
     task = call.services.tasks.patch(
         call.who, call.path["task_id"], patch, parse_if_match(call.headers.get("if-match"))
     )
-    return _detail(task)
+    return _detail(call.services.tick.fire_soon(task))
 
 
 @endpoint(

@@ -7,20 +7,22 @@ overwriting another; terminal states are never left (DESIGN §2.3, §2.5).
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import STARTABLE, Job, JobStatus, Trigger, can_move
+from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, Trigger, can_move
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import JobRecord
+from chalicelib.task_model import Task
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,18 @@ class RunPolicy:
     log_max_size: int = 65_536
     log_on_full: str = "drop_new"
 
+    @classmethod
+    def of(cls, task: Task) -> RunPolicy:
+        """The policy a task's jobs run under, fixed when each job is made."""
+        return cls(
+            timeout_s=task.timeout,
+            retry_backoff=task.retry_backoff.value,
+            retry_delay_s=task.retry_delay,
+            keep_for_s=task.keep_for,
+            log_max_size=task.log_max_size,
+            log_on_full=task.log_on_full.value,
+        )
+
 
 @dataclass(frozen=True)
 class StoredJob:
@@ -45,6 +59,8 @@ class StoredJob:
     log: str
     log_truncated: bool
     result_truncated: bool
+    #: A service run: how many failed runs of its lineage came right before it.
+    restarts: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,17 @@ class Outcome:
     success_num: int = 0
     failed_num: int = 0
     skip_num: int = 0
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """`GET /v1/queue/jobs` filters. The most selective one picks the index to
+    query (correlation, task, status, else the project's); the rest filter."""
+
+    status: JobStatus | None = None
+    action: str | None = None
+    task_id: str | None = None
+    correlation_id: str | None = None
 
 
 class JobStore:
@@ -117,10 +144,19 @@ class JobStore:
             log=r.log or "",
             log_truncated=bool(r.log_truncated),
             result_truncated=bool(r.result_truncated),
+            restarts=int(r.restarts or 0),
         )
 
     # ------------------------------------------------------------ writes
-    def create(self, job: Job, policy: RunPolicy, *, due_at: datetime, now: datetime) -> bool:
+    def create(
+        self,
+        job: Job,
+        policy: RunPolicy,
+        *,
+        due_at: datetime,
+        now: datetime,
+        restarts: int = 0,
+    ) -> bool:
         """Store a new job unless one with its id exists. True if this call created it."""
         record = JobRecord(
             id=job.id,
@@ -138,6 +174,7 @@ class JobStore:
             trigger=job.trigger.value,
             attempt=job.attempt,
             max_attempts=job.max_attempts,
+            restarts=restarts,
             created_ms=to_ms(now),
             scheduled_ms=to_ms(job.scheduled_for),
             enqueued_ms=to_ms(job.enqueued_at) if job.enqueued_at else None,
@@ -166,8 +203,9 @@ class JobStore:
         actions: list[Any],
         *,
         also: Condition | None = None,
-    ) -> None:
-        """Change status from the one the caller saw (and at its attempt)."""
+    ) -> JobRecord:
+        """Change status from the one the caller saw (and at its attempt); returns
+        the row as written."""
         job = stored.job
         if not can_move(job.status, new):
             raise StorageConflict(f"{job.status} -> {new} is not allowed")
@@ -181,15 +219,18 @@ class JobStore:
         ]
         if new.terminal:
             actions += [JobRecord.due_shard.remove(), JobRecord.due_ms.remove()]
+        record = JobRecord(id=job.id)
         try:
-            JobRecord(id=job.id).update(actions=actions, condition=condition)
+            record.update(actions=actions, condition=condition)
         except UpdateError as exc:
             if condition_failed(exc):
                 raise StorageConflict("changed") from exc
             raise
+        return record
 
-    def claim(self, stored: StoredJob, *, now: datetime, lease_until: datetime) -> None:
-        """Start the job (a new attempt). StorageConflict if another claim won."""
+    def claim(self, stored: StoredJob, *, now: datetime, lease_until: datetime) -> StoredJob:
+        """Start the job (a new attempt) and return it as started. StorageConflict
+        if another claim won."""
         job = stored.job
         also = None
         if job.status is JobStatus.ACTIVE:
@@ -197,7 +238,7 @@ class JobStore:
             also = JobRecord.lease_until_ms < to_ms(now)
         elif job.status not in STARTABLE:
             raise StorageConflict(f"{job.status} is not startable")
-        self._move(
+        started = self._move(
             stored,
             JobStatus.ACTIVE,
             [
@@ -209,6 +250,7 @@ class JobStore:
             ],
             also=also,
         )
+        return self._to_stored(started)
 
     def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
         """Record a run's terminal outcome; the row expires `keep_for` later (TTL)."""
@@ -287,6 +329,15 @@ class JobStore:
             if not condition_failed(exc):
                 raise
 
+    def wait_for_slot(self, stored: StoredJob, due_at: datetime) -> None:
+        """A queued job that found no free slot waits as `scheduled` (DESIGN §5)."""
+        if stored.job.status is not JobStatus.QUEUED:
+            self.set_due(stored, due_at, enqueued=None)
+            return
+        # A conflict: it moved on meanwhile (started by a duplicate, cancelled).
+        with contextlib.suppress(StorageConflict):
+            self._move(stored, JobStatus.SCHEDULED, [JobRecord.due_ms.set(to_ms(due_at))])
+
     def request_cancel(self, job_id: str) -> None:
         try:
             JobRecord(id=job_id).update(
@@ -296,6 +347,31 @@ class JobStore:
         except UpdateError as exc:
             if not condition_failed(exc):
                 raise
+
+    def prune_runs(self, task_id: str, count: int) -> int:
+        """Delete up to `count` of the task's oldest finished jobs (`keep_runs`).
+
+        Reads oldest first from the `by_task` index and deletes only jobs that
+        are terminal on the table itself, so a run still going is never lost.
+        Returns how many were deleted.
+        """
+        deleted = 0
+        oldest = JobRecord.by_task.query(task_id, scan_index_forward=True, page_size=count + 5)
+        for record in oldest:
+            if deleted >= count:
+                break
+            if JobStatus(record.status) not in TERMINAL:
+                continue
+            try:
+                JobRecord(id=record.id).delete(
+                    condition=JobRecord.status.is_in(*(s.value for s in TERMINAL))
+                )
+            except DeleteError as exc:
+                if condition_failed(exc):
+                    continue
+                raise
+            deleted += 1
+        return deleted
 
     # ------------------------------------------------------------ reads
     def get(self, job_id: str) -> StoredJob | None:
@@ -319,6 +395,58 @@ class JobStore:
             self._to_stored(r)
             for r in JobRecord.due.query(str(shard), JobRecord.due_ms <= to_ms(until))
         ]
+
+    def list_project(
+        self, project_id: str, *, limit: int, cursor: str | None, where: JobFilter
+    ) -> Page[Job]:
+        """A project's jobs, newest first, through the index that fits the filters."""
+        clauses: list[Condition] = []
+        if where.correlation_id is not None:
+            key = f"{project_id}#{where.correlation_id}"
+            index: Any = JobRecord.by_correlation
+            expect = {"project_correlation": key}
+        elif where.task_id is not None:
+            key = where.task_id
+            index = JobRecord.by_task
+            expect = {"task_id": key}
+            clauses.append(JobRecord.project_id == project_id)
+        elif where.status is not None:
+            key = f"{project_id}#{where.status.value}"
+            index = JobRecord.by_project_status
+            expect = {"project_status": key}
+        else:
+            key = project_id
+            index = JobRecord.by_project
+            expect = {"project_id": key}
+        if where.status is not None and index is not JobRecord.by_project_status:
+            clauses.append(JobRecord.status == where.status.value)
+        if where.action is not None:
+            clauses.append(JobRecord.action == where.action)
+        condition: Condition | None = None
+        for clause in clauses:
+            condition = clause if condition is None else condition & clause
+        results = index.query(
+            key,
+            filter_condition=condition,
+            scan_index_forward=False,
+            page_size=limit,
+            last_evaluated_key=decode_cursor(cursor, expect=expect),
+        )
+        page = read_page(JobRecord, results, limit)
+        return Page([self._to_stored(r).job for r in page.items], page.next_cursor)
+
+    def count_in_status(self, project_id: str, status: JobStatus) -> int:
+        """How many of the project's jobs are in `status` (a COUNT Query of one
+        index partition: it reads only those jobs, never the table)."""
+        return int(JobRecord.by_project_status.count(f"{project_id}#{status.value}"))
+
+    def oldest_in_status(self, project_id: str, status: JobStatus) -> Job | None:
+        """The project's longest-waiting job in `status` (first item of its partition)."""
+        for record in JobRecord.by_project_status.query(
+            f"{project_id}#{status.value}", scan_index_forward=True, limit=1
+        ):
+            return self._to_stored(record).job
+        return None
 
     def runs_of_task(self, task_id: str, *, limit: int, cursor: str | None) -> Page[Job]:
         """A task's jobs, newest fire time first."""

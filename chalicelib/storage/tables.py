@@ -77,11 +77,16 @@ class TaskRecord(Model):
     last_status = UnicodeAttribute(null=True)
     paused_reason = UnicodeAttribute(null=True)
     consecutive_failures = NumberAttribute(default=0)
+    # Finished runs the executor recorded and pruning has not deleted (`keep_runs`).
+    finished_runs = NumberAttribute(default=0)
     # Ids of the jobs holding one of the task's `parallelism` slots. A set, so
     # taking or giving back a slot twice is harmless (duplicate deliveries).
     active_runs = UnicodeSetAttribute(null=True)
     # `on_overlap: buffer_one`: the one firing allowed to wait for a slot.
     waiting_job = UnicodeAttribute(null=True)
+    # `on_overlap: queue`: firings waiting for a slot, as `<fire ms, 15 digits>|<job id>`,
+    # so they take free slots oldest first instead of racing newer firings.
+    queued_jobs = UnicodeSetAttribute(null=True)
     created_ms = NumberAttribute()
     updated_ms = NumberAttribute()
     version = NumberAttribute()
@@ -157,6 +162,8 @@ class JobRecord(Model):
     trigger = UnicodeAttribute()
     attempt = NumberAttribute(default=0)
     max_attempts = NumberAttribute(default=1)
+    # A service run: consecutive failed runs of its lineage before it (backoff's k).
+    restarts = NumberAttribute(default=0)
     created_ms = NumberAttribute()
     scheduled_ms = NumberAttribute()
     enqueued_ms = NumberAttribute(null=True)

@@ -108,7 +108,9 @@ class TaskStore:
         # One connection for transactions: making its botocore client costs ~100 ms.
         if self._transactions is None:
             self._transactions = Connection(
-                region=self._settings.region, host=self._settings.aws_endpoint_url
+                region=self._settings.region,
+                host=self._settings.aws_endpoint_url,
+                max_retry_attempts=TaskRecord.Meta.max_retry_attempts,
             )
         return self._transactions
 
@@ -252,16 +254,32 @@ class TaskStore:
             return set(), None
         return set(record.active_runs or ()), record.waiting_job
 
-    def take_slot(self, task_id: str, job_id: str, parallelism: int | None) -> bool:
+    def take_slot(
+        self,
+        task_id: str,
+        job_id: str,
+        parallelism: int | None,
+        *,
+        queue_turn: str | None = None,
+    ) -> bool:
         """Add `job_id` to the task's active runs if fewer than `parallelism` run
-        (None: whatever the count). True when the job holds a slot."""
+        (None: whatever the count). With `queue_turn` (`on_overlap: queue`), only
+        while the task's queue is empty or holds the entry `queue_turn` ("": only
+        while it is empty). True when the job holds a slot."""
         condition = TaskRecord.id.exists()
         if parallelism is not None:
-            condition &= (
-                TaskRecord.active_runs.does_not_exist()
-                | (size(TaskRecord.active_runs) < parallelism)  # type: ignore[no-untyped-call]
-                | TaskRecord.active_runs.contains(job_id)
+            free = TaskRecord.active_runs.does_not_exist() | (
+                size(TaskRecord.active_runs) < parallelism  # type: ignore[no-untyped-call]
             )
+            if queue_turn == "":
+                free &= TaskRecord.queued_jobs.does_not_exist()
+            elif queue_turn is not None:
+                free &= TaskRecord.queued_jobs.does_not_exist() | TaskRecord.queued_jobs.contains(
+                    queue_turn
+                )
+            # A job that holds a slot already (a duplicate delivery, a start that
+            # was interrupted) keeps it, whatever waits.
+            condition &= TaskRecord.active_runs.contains(job_id) | free
         try:
             TaskRecord(id=task_id).update(
                 actions=[TaskRecord.active_runs.add({job_id})], condition=condition
@@ -272,15 +290,43 @@ class TaskStore:
             raise
         return True
 
-    def give_back_slot(self, task_id: str, job_id: str) -> None:
+    def queued(self, task_id: str) -> list[str]:
+        """The task's `queue` entries, oldest firing first."""
         try:
-            TaskRecord(id=task_id).update(
+            record = TaskRecord.get(
+                task_id, consistent_read=True, attributes_to_get=["queued_jobs"]
+            )
+        except TaskRecord.DoesNotExist:
+            return []
+        return sorted(record.queued_jobs or ())
+
+    def join_queue(self, task_id: str, entry: str) -> None:
+        self._change_queue(task_id, TaskRecord.queued_jobs.add({entry}))
+
+    def leave_queue(self, task_id: str, entry: str) -> None:
+        self._change_queue(task_id, TaskRecord.queued_jobs.delete({entry}))
+
+    def _change_queue(self, task_id: str, action: Any) -> None:
+        try:
+            TaskRecord(id=task_id).update(actions=[action], condition=TaskRecord.id.exists())
+        except UpdateError as exc:
+            if not condition_failed(exc):  # the task was deleted meanwhile
+                raise
+
+    def give_back_slot(self, task_id: str, job_id: str) -> list[str]:
+        """Free the job's slot; returns the task's `queue` entries, oldest first
+        (read from the same write, for a hand-over)."""
+        record = TaskRecord(id=task_id)
+        try:
+            record.update(
                 actions=[TaskRecord.active_runs.delete({job_id})],
                 condition=TaskRecord.id.exists(),
             )
         except UpdateError as exc:
             if not condition_failed(exc):  # the task was deleted meanwhile
                 raise
+            return []
+        return sorted(record.queued_jobs or ())
 
     def buffer(self, task_id: str, job_id: str) -> str | None:
         """Make `job_id` the task's one waiting firing; returns the one it displaced."""
@@ -317,26 +363,41 @@ class TaskStore:
 
     def record_run(
         self, task_id: str, *, status: str, at: datetime, failed: bool, pause_after: int
-    ) -> bool:
+    ) -> int:
         """Note a finished run on the task; pause it after `pause_after` consecutive
-        failures (0: never). Returns True when this run paused the task."""
+        failures (0: never). Returns how many finished runs the task now keeps."""
         actions: list[Any] = [
             TaskRecord.last_run_ms.set(to_ms(at)),
             TaskRecord.last_status.set(status),
             TaskRecord.consecutive_failures.add(1)
             if failed
             else TaskRecord.consecutive_failures.set(0),
+            TaskRecord.finished_runs.add(1),
         ]
         record = TaskRecord(id=task_id)
         try:
             record.update(actions=actions, condition=TaskRecord.id.exists())
         except UpdateError as exc:
             if condition_failed(exc):
-                return False
+                return 0
             raise
         failures = int(record.consecutive_failures or 0)
-        if not (failed and pause_after and failures >= pause_after):
-            return False
+        if failed and pause_after and failures >= pause_after:
+            self._pause(task_id, failures)
+        return int(record.finished_runs or 0)
+
+    def forget_runs(self, task_id: str, count: int) -> None:
+        """`count` finished runs of the task were pruned."""
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.finished_runs.add(-count)],
+                condition=TaskRecord.id.exists(),
+            )
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise
+
+    def _pause(self, task_id: str, failures: int) -> None:
         try:
             TaskRecord(id=task_id).update(
                 actions=[
@@ -351,7 +412,5 @@ class TaskStore:
                 condition=TaskRecord.enabled == True,  # noqa: E712 (a condition, not a test)
             )
         except UpdateError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
+            if not condition_failed(exc):  # already disabled: nothing to pause
+                raise

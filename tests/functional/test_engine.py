@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 from chalicelib.jobs import JobStatus
+from chalicelib.messaging import JobMessage
 from chalicelib.services import Services
+from chalicelib.storage.jobs import JobStore
 from chalicelib.task_model import Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
@@ -159,16 +161,40 @@ def test_pause_after_failures_disables_the_task(
     assert len(runs(services, task)) == 2
 
 
+def test_keep_runs_keeps_the_newest_finished_runs(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    make_task: Callable[..., Task],
+) -> None:
+    task = make_task(keep_runs=3)
+    fired = []
+    for _ in range(5):
+        clock.advance(10)
+        fired.append(clock.now())
+        pipeline.tick()
+        pipeline.deliver()
+    kept = runs(services, task)
+    assert [job.scheduled_for for job in kept] == fired[:-4:-1]
+    assert {job.status for job in kept} == {JobStatus.COMPLETE}
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5) -> None:
+    """Wait for another thread's work (never for scheduling: the clock is fake)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
 def start_in_background(pipeline: Pipeline, calls: Calls, expect_seen: int) -> threading.Thread:
     """Run what is queued in a thread (the `block` action holds its slot)."""
     bodies = [m["Body"] for m in pipeline.receive()]
     worker = threading.Thread(target=pipeline.services.executor.handle_batch, args=(bodies,))
     worker.start()
-    for _ in range(500):
-        if len(calls.seen) >= expect_seen:
-            return worker
-        time.sleep(0.01)
-    raise AssertionError("the blocking run never started")
+    wait_until(lambda: len(calls.seen) >= expect_seen)
+    return worker
 
 
 def second_firing_while_first_runs(
@@ -199,6 +225,72 @@ def test_on_overlap_skip_records_skipped_while_a_run_is_active(
     assert newest.status is JobStatus.SKIPPED
     assert oldest.status is JobStatus.COMPLETE
     assert len(calls.seen) == 1
+
+
+def deliver_once(pipeline: Pipeline) -> None:
+    """One round of delivery (a waiting firing re-sends itself, so the queue
+    does not drain while a run holds the slot)."""
+    pipeline.services.executor.handle_batch([m["Body"] for m in pipeline.receive()])
+
+
+def deliver_only(pipeline: Pipeline, job_id: str) -> None:
+    """Hand the executor the queued messages of one job; the others go back."""
+    for message in pipeline.receive():
+        if JobMessage.parse(message["Body"]).job_id == job_id:
+            pipeline.services.executor.handle_batch([message["Body"]])
+        else:
+            pipeline.services.queue.send(JobMessage.parse(message["Body"]))
+
+
+def test_on_overlap_queue_gives_a_free_slot_to_the_oldest_waiting_firing(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    calls: Calls,
+    make_task: Callable[..., Task],
+) -> None:
+    task = make_task(on_overlap="queue", action="block")
+    first = second_firing_while_first_runs(pipeline, clock, calls)
+    clock.advance(10)
+    pipeline.tick()
+    deliver_once(pipeline)  # the second and third firings find the slot taken: they wait
+    _, second, third = sorted(runs(services, task), key=lambda j: j.scheduled_for)
+    assert (second.status, third.status) == (JobStatus.SCHEDULED, JobStatus.SCHEDULED)
+
+    calls.release.set()
+    first.join(10)  # the first run ends and wakes the oldest waiting firing
+    deliver_only(pipeline, third.id)  # the newer one comes by first: not its turn
+    still = JobStore(services.settings).get(third.id)
+    assert still is not None
+    assert still.job.status is JobStatus.SCHEDULED
+    deliver_only(pipeline, second.id)
+    pipeline.deliver()
+    oldest, second, third = sorted(runs(services, task), key=lambda j: j.scheduled_for)
+    assert [seen["job"] for seen in calls.seen] == [oldest.id, second.id, third.id]
+    assert {oldest.status, second.status, third.status} == {JobStatus.COMPLETE}
+
+
+def test_on_overlap_buffer_one_keeps_only_the_newest_waiting_firing(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    calls: Calls,
+    make_task: Callable[..., Task],
+) -> None:
+    task = make_task(on_overlap="buffer_one", action="block")
+    first = second_firing_while_first_runs(pipeline, clock, calls)
+    deliver_once(pipeline)  # the second firing waits
+    clock.advance(10)
+    pipeline.tick()
+    deliver_once(pipeline)  # the third displaces it
+    calls.release.set()
+    first.join(10)
+    pipeline.deliver()
+    oldest, second, third = sorted(runs(services, task), key=lambda j: j.scheduled_for)
+    assert oldest.status is JobStatus.COMPLETE
+    assert second.status is JobStatus.SKIPPED
+    assert second.error == "skipped: a newer firing waits"
+    assert third.status is JobStatus.COMPLETE
 
 
 def test_on_overlap_terminate_cancels_the_oldest_run_and_starts(

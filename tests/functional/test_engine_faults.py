@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.actions import Registry
 from chalicelib.executor import LEASE_MARGIN_S, Executor
 from chalicelib.jobs import JobStatus
 from chalicelib.messaging import JobMessage, JobQueue
@@ -109,7 +110,11 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
         thread.join()
     ticked_s = time.monotonic() - started - created_s
     assert all(not r.errors for r in reports)
-    assert sum(r.jobs_created for r in reports) == count
+    # Not asserted: the sum of `jobs_created`. moto checks a put's condition and
+    # writes without a lock, so two racing puts can both "succeed" on moto (the
+    # second overwrites the first with the same job); DynamoDB makes one fail.
+    # What users rely on is checked below on the table: one job per firing.
+    assert sum(r.jobs_created for r in reports) >= count
 
     # Checked from outside the product: read the whole jobs table once.
     dynamodb = boto3.client(
@@ -143,6 +148,19 @@ class DyingJobs(JobStore):
         raise Crash("executor died")
 
 
+def dying_executor(services: Services, clock: FakeClock, actions: Registry) -> Executor:
+    """An executor over the same tables whose runs die before they are recorded."""
+    return Executor(
+        DyingJobs(services.settings),
+        TaskStore(services.settings),
+        services.queue,
+        actions,
+        clock,
+        clock.advance,
+        settings=services.settings,
+    )
+
+
 @pytest.mark.parametrize(
     ("retry_attempts", "ends"), [(1, JobStatus.COMPLETE), (0, JobStatus.FAILED)]
 )
@@ -152,21 +170,13 @@ def test_a_job_whose_lease_ran_out_runs_again_as_a_new_attempt(
     clock: FakeClock,
     calls: Calls,
     make_task: Callable[..., Task],
-    actions: Any,
+    actions: Registry,
     retry_attempts: int,
     ends: JobStatus,
 ) -> None:
     task = make_task(schedule="0 * * * *", timeout=30, retry_attempts=retry_attempts)
     services.runs.trigger(ACME, task.id)
-    dying = Executor(
-        DyingJobs(services.settings),
-        TaskStore(services.settings),
-        services.queue,
-        actions,
-        clock,
-        clock.advance,
-        slot_poll_s=0,
-    )
+    dying = dying_executor(services, clock, actions)
     dying.handle_batch([m["Body"] for m in pipeline.receive()])  # runs, then "dies"
     pipeline.deliver()  # a duplicate delivery meanwhile finds it running: dropped
     [job] = runs(services, task)

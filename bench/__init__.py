@@ -1,0 +1,1 @@
+"""Benchmarks: plain scripts that print numbers (`python -m bench.<name>`); not tests."""

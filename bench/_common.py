@@ -1,0 +1,303 @@
+"""What the benchmarks share: moto in its own process, counting AWS calls, percentiles."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+
+ROOT = Path(__file__).resolve().parents[1]
+
+Op = tuple[str, str]  # (service, operation), e.g. ("dynamodb", "Query")
+
+
+def fake_aws_credentials() -> None:
+    """botocore and moto want credentials and a region even when nothing is real."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)
+
+
+def quiet_logs() -> None:
+    for name in ("werkzeug", "botocore", "tickwork", "pynamodb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# ---------------------------------------------------------------- moto
+_MOTO_MAIN = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()  # until the parent closes our stdin (or dies)
+server.stop()
+"""
+
+
+class MotoProcess:
+    """moto's server in a child process, so its CPU is not the benchmark's own
+    (GROUND.md: moto's Query cost grows with the table; measure it apart)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+        self.endpoint_url = ""
+
+    def start(self) -> MotoProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _MOTO_MAIN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"moto did not start (said {line!r})")
+        self.endpoint_url = f"http://127.0.0.1:{line}"
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the moto process so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> MotoProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------- counting calls
+@dataclass
+class Tally:
+    """AWS API calls seen by a CallCounter, and the DynamoDB items they read."""
+
+    calls: Counter[Op] = field(default_factory=Counter)
+    #: Failed calls by (service, operation, error code), e.g. conditional checks.
+    errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: Items returned: Query `Count`, GetItem 1 if found, BatchGetItem/TransactGetItems items.
+    items_returned: Counter[Op] = field(default_factory=Counter)
+    #: Items the service examined: Query `ScannedCount` (before filters), else as returned.
+    items_scanned: Counter[Op] = field(default_factory=Counter)
+    #: Calls by (service, operation, code path) when the counter attributes them.
+    callers: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def total(self, service: str | None = None) -> int:
+        return sum(n for (s, _), n in self.calls.items() if service in (None, s))
+
+    def read(self) -> int:
+        return sum(self.items_scanned.values())
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.calls + other.calls,
+            self.errors + other.errors,
+            self.items_returned + other.items_returned,
+            self.items_scanned + other.items_scanned,
+            self.callers + other.callers,
+        )
+
+
+def _items(operation: str, parsed: dict[str, Any]) -> tuple[int, int]:
+    """(returned, scanned) items of one DynamoDB response."""
+    if operation in ("Query", "Scan"):
+        count = int(parsed.get("Count", 0))
+        return count, int(parsed.get("ScannedCount", count))
+    if operation == "GetItem":
+        found = 1 if parsed.get("Item") else 0
+        return found, found
+    if operation == "BatchGetItem":
+        found = sum(len(items) for items in parsed.get("Responses", {}).values())
+        return found, found
+    if operation == "TransactGetItems":
+        found = sum(1 for r in parsed.get("Responses", []) if r.get("Item"))
+        return found, found
+    return 0, 0
+
+
+class CallCounter:
+    """Counts every API call of the botocore clients it is attached to, through
+    the clients' own `after-call` event (fired once per call, after botocore's
+    retries, for failed calls too).
+
+    `install()` attaches it to every client created from then on, whatever
+    creates it: pynamodb makes its clients from a botocore session of its own,
+    chalicelib.messaging from another, boto3 from a third; all of them go
+    through `botocore.session.Session.create_client`.
+    """
+
+    def __init__(self, *, attribute: bool = False) -> None:
+        #: Also note which chalicelib functions made each call (walks the stack).
+        self.attribute = attribute
+        self._lock = threading.Lock()
+        self._tally = Tally()
+        self._id = f"bench-call-counter-{id(self)}"
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("after-call.*.*", self._after_call, unique_id=self._id)
+
+    def detach(self, client: Any) -> None:
+        """Stop counting a client's calls (the benchmark's own helpers)."""
+        client.meta.events.unregister("after-call.*.*", unique_id=self._id)
+
+    def install(self) -> Callable[[], None]:
+        """Attach to every botocore client created from now on; returns the undo."""
+        original = botocore.session.Session.create_client
+        counter = self
+
+        def create_client(session: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, *args, **kwargs)
+            counter.attach(client)
+            return client
+
+        botocore.session.Session.create_client = create_client  # type: ignore[assignment,method-assign]
+
+        def uninstall() -> None:
+            botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+        return uninstall
+
+    def _after_call(
+        self, http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any
+    ) -> None:
+        op = (str(model.service_model.service_name), str(model.name))
+        returned, scanned = _items(op[1], parsed) if op[0] == "dynamodb" else (0, 0)
+        status = getattr(http_response, "status_code", 200)
+        caller = _caller() if self.attribute else ""
+        with self._lock:
+            self._tally.calls[op] += 1
+            if caller:
+                self._tally.callers[(*op, caller)] += 1
+            if returned or scanned:
+                self._tally.items_returned[op] += returned
+                self._tally.items_scanned[op] += scanned
+            if status >= 300:
+                code = str(parsed.get("Error", {}).get("Code", status))
+                self._tally.errors[(*op, code)] += 1
+
+    def take(self) -> Tally:
+        """What was counted since the last take (and start afresh)."""
+        with self._lock:
+            tally, self._tally = self._tally, Tally()
+        return tally
+
+    @contextmanager
+    def measuring(self) -> Iterator[Tally]:
+        """`with counter.measuring() as tally:` — tally holds the calls made inside."""
+        self.take()
+        tally = Tally()
+        try:
+            yield tally
+        finally:
+            got = self.take()
+            tally.calls, tally.errors = got.calls, got.errors
+            tally.items_returned, tally.items_scanned = got.items_returned, got.items_scanned
+            tally.callers = got.callers
+
+
+_CHALICELIB = str(ROOT / "chalicelib")
+
+
+def _caller() -> str:
+    """The innermost two chalicelib functions on the stack: `jobs.get < executor.handle`."""
+    names: list[str] = []
+    frame = sys._getframe(2)
+    while frame is not None and len(names) < 2:
+        path = frame.f_code.co_filename
+        if path.startswith(_CHALICELIB) and not frame.f_code.co_name.startswith("<"):
+            names.append(f"{Path(path).stem}.{frame.f_code.co_name}")
+        frame = frame.f_back  # type: ignore[assignment]
+    return " < ".join(names) or "?"
+
+
+# ---------------------------------------------------------------- numbers
+def percentile(values: Sequence[float], p: float) -> float:
+    """The p-th percentile (0-100), interpolated linearly between closest ranks."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain-text table, numbers right-aligned."""
+    cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c.rjust(w) if n and _numeric(c) else c.ljust(w)
+                for c, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(".", "", 1).replace("-", "", 1).isdigit()
+
+
+class Stopwatch:
+    """Wall and this process's CPU time (all threads) of a block."""
+
+    def __init__(self) -> None:
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._wall = time.perf_counter()
+        self._cpu = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu
