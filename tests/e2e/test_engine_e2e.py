@@ -1,9 +1,10 @@
-"""The engine on `make run`: per-second firing, lateness, disabling."""
+"""The engine on `make run`: per-second firing and disabling."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from tests.e2e.conftest import LocalStack
@@ -45,31 +46,35 @@ def test_a_per_second_schedule_fires_on_its_second_and_stops_when_disabled(
         # even the first firings are on their second.
         settled = parse(task["created_at"]).timestamp()
 
-        def completed() -> list[dict[str, Any]]:
+        def first_three_complete() -> list[dict[str, Any]]:
             jobs = client.get(runs_path).json()["jobs"]
-            done = [
-                j
-                for j in jobs
-                if j["status"] == "complete" and parse(j["scheduled_for"]).timestamp() >= settled
-            ]
-            return done if len(done) >= 3 else []
+            fired = sorted(
+                (j for j in jobs if parse(j["scheduled_for"]).timestamp() >= settled),
+                key=lambda j: j["scheduled_for"],
+            )[:3]
+            ended = len(fired) == 3 and all(j["status"] == "complete" for j in fired)
+            return fired if ended else []
 
-        done = wait_for(completed)
-        for job in done:
-            assert parse(job["scheduled_for"]).second % 2 == 0
-            lateness = (parse(job["started_at"]) - parse(job["scheduled_for"])).total_seconds()
-            assert 0 <= lateness < 1.0, job
+        done = wait_for(first_three_complete)
+        fire_times = [parse(j["scheduled_for"]) for j in done]
+        for job, fire_time in zip(done, fire_times, strict=True):
+            assert fire_time.second % 2 == 0
+            assert parse(job["started_at"]) >= fire_time, job  # never early (DESIGN §2.8)
             assert job["result"] == {"n": 1}
+        # Every two seconds, none missed and none doubled. How late a run starts
+        # is measured by `python -m bench.lateness`, not asserted here.
+        assert {(b - a).total_seconds() for a, b in pairwise(fire_times)} == {2.0}
 
-        client.patch(f"{TASKS}/{task['id']}", json={"enabled": False})
-        disabled_at = time.time()
-        time.sleep(4)
-        jobs = client.get(runs_path).json()["jobs"]
-        started_after = [
-            j
-            for j in jobs
-            if j["started_at"] and parse(j["started_at"]).timestamp() > disabled_at + 1
-        ]
-        assert started_after == []
+        disabled = client.patch(f"{TASKS}/{task['id']}", json={"enabled": False}).json()
+        assert disabled["next_run_at"] is None
+        disabled_at = parse(disabled["updated_at"])
+
+        def all_ended() -> list[dict[str, Any]]:
+            jobs: list[dict[str, Any]] = client.get(runs_path).json()["jobs"]
+            return jobs if all(j["status"] in ("complete", "cancelled") for j in jobs) else []
+
         # Firings made ahead (within the lookahead) end cancelled when they come up.
-        assert {j["status"] for j in jobs} <= {"complete", "cancelled", "scheduled", "queued"}
+        for job in wait_for(all_ended):
+            if parse(job["scheduled_for"]) > disabled_at:
+                assert job["status"] == "cancelled", job
+                assert job["started_at"] is None, job
