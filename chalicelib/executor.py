@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -58,6 +58,9 @@ from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Backoff, Kind, OnOverlap, Restart, Task
+
+if TYPE_CHECKING:  # approvals imports this module
+    from chalicelib.approvals import ApprovalService
 
 logger = logging.getLogger("tickwork.executor")
 
@@ -142,8 +145,10 @@ class Executor:
         sleep: Sleeper,
         *,
         settings: Settings,
+        approvals: ApprovalService,
     ) -> None:
         self._settings = settings
+        self._approvals = approvals
         self._slot_poll_s = settings.slot_poll_s
         self._jobs = jobs
         self._tasks = tasks
@@ -216,7 +221,8 @@ class Executor:
                 continue
             reason = f"dead-lettered: message received {count} times without completing"
             task = self._tasks.get(stored.job.task_id) if stored.job.task_id else None
-            self._end_job(stored, JobStatus.FAILED, reason, task)
+            # Also listed among the dead letters (GET /v1/queue/dead-letters) until redriven.
+            self._end_job(stored, JobStatus.FAILED, reason, task, dead_letter_receives=count)
 
     # ------------------------------------------------------------ one job
     def handle(self, message: JobMessage) -> None:
@@ -246,6 +252,14 @@ class Executor:
             # Fired ahead within the lookahead (or a service restart), then the
             # task was disabled.
             self._end_or_ignore(stored, JobStatus.CANCELLED, "task disabled")
+            return
+        if job.status in STARTABLE and job.expires_at is not None and now > job.expires_at:
+            self._end_or_ignore(
+                stored, JobStatus.EXPIRED, "expired: not started before its deadline"
+            )
+            return
+        if job.status in STARTABLE and self._approvals.needs_hold(job):
+            self._approvals.hold(stored)  # the decision (or expiry) moves it on
             return
         if job.status is JobStatus.ACTIVE and job.attempt >= job.max_attempts:
             # Its executor died on the last attempt: nothing left to try.
@@ -574,11 +588,19 @@ class Executor:
         except Exception:
             logger.exception("task %s: pruning old runs failed", task.id)
 
-    def _end_job(self, stored: StoredJob, status: JobStatus, error: str, task: Task | None) -> None:
+    def _end_job(
+        self,
+        stored: StoredJob,
+        status: JobStatus,
+        error: str,
+        task: Task | None,
+        *,
+        dead_letter_receives: int | None = None,
+    ) -> None:
         """End a job that is not running now, freeing its slot and restarting a
         service run as its `restart` policy says."""
         restart = self._create_restart(stored, status, task)
-        self._end_or_ignore(stored, status, error)
+        self._end_or_ignore(stored, status, error, dead_letter_receives=dead_letter_receives)
         if task is not None:
             self._tasks.give_back_slot(task.id, stored.job.id)
         self._send_restart(restart)
@@ -648,7 +670,20 @@ class Executor:
         except Exception:  # the restart's watchdog instant brings it back
             logger.exception("service restart %s: send failed", restart[0].job_id)
 
-    def _end_or_ignore(self, stored: StoredJob, status: JobStatus, error: str | None) -> None:
+    def _end_or_ignore(
+        self,
+        stored: StoredJob,
+        status: JobStatus,
+        error: str | None,
+        *,
+        dead_letter_receives: int | None = None,
+    ) -> None:
         # A job that moved on meanwhile keeps its new state.
         with contextlib.suppress(StorageConflict):
-            self._jobs.end(stored, status, now=self._clock.now(), error=error)
+            self._jobs.end(
+                stored,
+                status,
+                now=self._clock.now(),
+                error=error,
+                dead_letter_receives=dead_letter_receives,
+            )

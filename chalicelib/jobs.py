@@ -60,6 +60,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset(
         {
             JobStatus.SCHEDULED,
+            JobStatus.AWAITING_APPROVAL,
             JobStatus.ACTIVE,
             JobStatus.CANCELLED,
             JobStatus.SKIPPED,
@@ -124,6 +125,10 @@ class Job(BaseModel):
     success_num: int = 0
     failed_num: int = 0
     skip_num: int = 0
+    expires_at: datetime | None = Field(
+        None, description="A queue job not started by then ends `expired` (from `expires`)."
+    )
+    retry_of: str | None = Field(None, description="The job this one retries by hand.")
 
 
 def firing_job_id(task_id: str, at: datetime) -> str:

@@ -7,15 +7,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
 from chalicelib.actions import Registry
+from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
-from chalicelib.clock import Clock
-from chalicelib.errors import Conflict, NotFound
-from chalicelib.jobs import STARTABLE, Job, JobStatus
-from chalicelib.messaging import JobQueue
+from chalicelib.clock import Clock, IdFactory, to_ms
+from chalicelib.errors import Conflict, NotFound, ValidationFailed, from_pydantic
+from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.jobs import STARTABLE, Job, JobStatus, Trigger
+from chalicelib.limits import ensure_args_fit
+from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobFilter, JobStore, StoredJob
+from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
 from chalicelib.storage.pages import Page
+from chalicelib.task_model import MAX_DURATION_S, ONE_DAY_S, Backoff, Seconds
 
 #: Most jobs `GET /v1/queue/correlation/{id}` returns (newest first).
 MAX_CORRELATED = 200
@@ -24,6 +31,46 @@ MAX_RESULT_WAIT_S = 20
 RESULT_POLL_S = 0.25
 #: Attempts of a cancel that races the job's own progress (queued -> active).
 _CANCEL_ATTEMPTS = 3
+#: Statuses a job may be retried from by hand (`POST …/retry`).
+RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
+
+_JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+
+class JobSubmission(BaseModel):
+    """`POST /v1/queue/jobs`: one job, with ARQ's submission semantics (DESIGN §5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", description="A registered action.")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="The action's arguments (checked against its model)."
+    )
+    job_id: str | None = Field(
+        None,
+        pattern=_JOB_ID,
+        description=(
+            "Makes the submission idempotent: while a job with this id exists, submitting "
+            "it again answers 409 and creates nothing. Ids are unique across the stage."
+        ),
+    )
+    defer_until: AwareDatetime | None = Field(None, description="Start no earlier (RFC 3339).")
+    defer_by: Seconds | None = Field(None, ge=0, le=MAX_DURATION_S, description="Start this late.")
+    expires: Seconds | None = Field(
+        None,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Seconds from submission: not started by then, the job ends `expired`.",
+    )
+    max_tries: int = Field(1, ge=1, le=100, description="Attempts in all (1: no retries).")
+    retry_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S, description="The d of the backoff.")
+    retry_backoff: Backoff = Field(Backoff.CONSTANT, description="Delay before retry k.")
+    timeout: Seconds = Field(300, gt=0, le=MAX_DURATION_S, description="A run past it fails.")
+    correlation_id: str | None = Field(None, min_length=1, max_length=128)
+    resource_id: str | None = Field(None, min_length=1, max_length=256)
+    requires_approval: bool = Field(
+        False, description="Wait for a human first (also when the action requires it)."
+    )
 
 
 @dataclass(frozen=True)
@@ -50,20 +97,179 @@ class ActionInfo:
     requires_approval: bool
 
 
+@dataclass(frozen=True)
+class Redriven:
+    job_id: str
+    #: The job that runs it again (a failed one is never reopened); None when
+    #: the dead-lettered job had not ended and its message was sent again.
+    new_job_id: str | None
+
+
 class QueueService:
     def __init__(
         self,
         jobs: JobStore,
         queue: JobQueue,
         actions: Registry,
+        approvals: ApprovalService,
         clock: Clock,
+        ids: IdFactory,
         sleep: Callable[[float], None],
+        *,
+        settings: Settings,
     ) -> None:
         self._queue = queue
         self._jobs = jobs
         self._actions = actions
+        self._approvals = approvals
         self._clock = clock
+        self._ids = ids
         self._sleep = sleep
+        self._settings = settings
+
+    # ------------------------------------------------------------ submitting
+    def submit(self, principal: Principal, sub: JobSubmission) -> Job:
+        """Validate and enqueue one job (202). 409 when `job_id` is taken."""
+        action = self._actions.get(sub.action)
+        if action is None:
+            raise ValidationFailed.at(
+                "body.action", "is not a registered action (see GET /v1/queue/actions)", sub.action
+            )
+        ensure_args_fit(sub.args, self._settings.max_args_bytes)
+        try:
+            action.args_model.model_validate(sub.args)
+        except ValidationError as exc:
+            raise from_pydantic(exc, "body.args") from None
+        if sub.defer_until is not None and sub.defer_by is not None:
+            raise ValidationFailed.at("body.defer_by", "give defer_until or defer_by, not both")
+        now = self._clock.now()
+        start = now
+        if sub.defer_until is not None:
+            start = max(now, sub.defer_until)
+        elif sub.defer_by is not None:
+            start = now + timedelta(seconds=sub.defer_by)
+        expires_at = now + timedelta(seconds=sub.expires) if sub.expires is not None else None
+        if expires_at is not None and expires_at < start:
+            raise ValidationFailed.at(
+                "body.expires", "ends before the job may start (its defer time)", sub.expires
+            )
+        job = Job(
+            id=sub.job_id or self._ids.new_id("job"),
+            project_id=principal.project_id,
+            action=sub.action,
+            args=sub.args,
+            status=JobStatus.QUEUED,
+            trigger=Trigger.QUEUE,
+            max_attempts=sub.max_tries,
+            scheduled_for=start,
+            enqueued_at=now,
+            timestamp_ms=to_ms(start),
+            correlation_id=sub.correlation_id,
+            resource_id=sub.resource_id,
+            requires_approval=sub.requires_approval,
+            expires_at=expires_at,
+        )
+        policy = RunPolicy(
+            timeout_s=sub.timeout,
+            retry_backoff=sub.retry_backoff.value,
+            retry_delay_s=sub.retry_delay,
+        )
+        return self._enqueue(job, policy)
+
+    def _enqueue(self, job: Job, policy: RunPolicy) -> Job:
+        """Store a new job and hand it on: held for approval when it needs one and
+        may start now; sent to SQS when it starts within the tick's lookahead;
+        left to the tick (its `due` index) when it starts later. Conflict if its
+        id is taken."""
+        now = self._clock.now()
+        taken = Conflict(f"a job with id '{job.id}' exists")
+        if job.scheduled_for <= now and self._approvals.required(job):
+            held = job.model_copy(
+                update={
+                    "status": JobStatus.AWAITING_APPROVAL,
+                    "requires_approval": True,
+                    "approval_request_id": self._approvals.request_for(job, now).id,
+                    "timestamp_ms": to_ms(now),
+                }
+            )
+            record = self._jobs.new_record(held, policy, due_at=None, now=now)
+            try:
+                return self._approvals.create_held(held, record, policy.keep_for_s)
+            except StorageConflict as exc:
+                raise taken from exc
+        soon = job.scheduled_for <= now + timedelta(seconds=self._settings.lookahead_s)
+        if job.scheduled_for > now:
+            job = job.model_copy(update={"status": JobStatus.SCHEDULED})
+        # Sent now: the tick re-sends it if it has not started long after its
+        # time. Later: the tick sends it when its time comes within the lookahead.
+        due_at = job.scheduled_for + REDELIVERY_GRACE if soon else job.scheduled_for
+        if not self._jobs.create(job, policy, due_at=due_at, now=now):
+            raise taken
+        if soon:
+            self._queue.send(JobMessage(job.id), delay_until(job.scheduled_for, now))
+        return job
+
+    def retry(self, principal: Principal, job_id: str) -> Job:
+        """A new job (trigger `retry`, `retry_of` the old) for a failed, cancelled
+        or expired one. 409 for any other status."""
+        old = self._stored(principal, job_id)
+        if old.job.status not in RETRYABLE:
+            raise Conflict(
+                f"job '{job_id}' is {old.job.status.value}; only failed, cancelled or expired "
+                "jobs can be retried"
+            )
+        return self._rerun(old)
+
+    def _rerun(self, old: StoredJob) -> Job:
+        now = self._clock.now()
+        job = old.job.model_copy(
+            update={
+                "id": self._ids.new_id("job"),
+                "status": JobStatus.QUEUED,
+                "trigger": Trigger.RETRY,
+                "attempt": 0,
+                "scheduled_for": now,
+                "enqueued_at": now,
+                "started_at": None,
+                "finished_at": None,
+                "timestamp_ms": to_ms(now),
+                "result": None,
+                "error": None,
+                "cancel_requested": False,
+                "approval_request_id": None,
+                "success_num": 0,
+                "failed_num": 0,
+                "skip_num": 0,
+                "expires_at": None,
+                "retry_of": old.job.id,
+            }
+        )
+        return self._enqueue(job, old.policy)
+
+    # ------------------------------------------------------------ dead letters
+    def dead_letters(self, *, limit: int, cursor: str | None) -> Page[DeadLetter]:
+        """Every project's dead-lettered jobs, newest first (admin)."""
+        return self._jobs.dead_letters(limit=limit, cursor=cursor)
+
+    def redrive(self, *, limit: int) -> tuple[list[Redriven], bool]:
+        """Move up to `limit` dead letters back to the queue (admin): a job the
+        dead-letter handler failed runs again as a new job (`retry_of` it); one
+        that had not ended gets its message again. Returns what moved and whether
+        dead letters remain."""
+        page = self._jobs.dead_letters(limit=limit, cursor=None)
+        moved = []
+        for letter in page.items:
+            if not self._jobs.take_dead_letter(letter.job.id):
+                continue  # another redrive took it
+            stored = self._jobs.get(letter.job.id)
+            if stored is None:
+                continue
+            if stored.job.status.terminal:
+                moved.append(Redriven(stored.job.id, self._rerun(stored).id))
+            else:
+                self._queue.send(JobMessage(stored.job.id))
+                moved.append(Redriven(stored.job.id, None))
+        return moved, page.next_cursor is not None
 
     def _stored(self, principal: Principal, job_id: str) -> StoredJob:
         stored = self._jobs.get(job_id)
@@ -117,8 +323,11 @@ class QueueService:
                 raise Conflict(f"job '{job_id}' already ended ({status.value})")
             if status is JobStatus.ACTIVE:
                 self._jobs.request_cancel(job_id)
+            elif status is JobStatus.AWAITING_APPROVAL:
+                if not self._approvals.withdraw(principal, stored):
+                    continue  # decided meanwhile: look again
             else:
-                assert status in STARTABLE or status is JobStatus.AWAITING_APPROVAL
+                assert status in STARTABLE
                 try:
                     self._jobs.end(
                         stored, JobStatus.CANCELLED, now=self._clock.now(), error="cancelled"
@@ -129,8 +338,8 @@ class QueueService:
         raise Conflict(f"job '{job_id}' keeps changing; try again")
 
     def depth(self, principal: Principal) -> Depth:
-        """The project's jobs by waiting status (index counts) and the stage's
-        dead-letter queue (SQS's count; the queue is shared by all projects)."""
+        """The project's jobs by waiting status and its dead letters (index
+        counts: they read those jobs only, never the table)."""
 
         def count(status: JobStatus) -> int:
             return self._jobs.count_in_status(principal.project_id, status)
@@ -145,12 +354,12 @@ class QueueService:
             queued=count(JobStatus.QUEUED),
             active=count(JobStatus.ACTIVE),
             awaiting_approval=count(JobStatus.AWAITING_APPROVAL),
-            dead_letter=self._queue.waiting("jobs-dlq"),
+            dead_letter=self._jobs.count_dead_letters(principal.project_id),
             oldest_queued_age_seconds=age,
         )
 
     def actions(self) -> list[ActionInfo]:
         return [
-            ActionInfo(a.name, a.description, a.schema(), a.requires_approval)
+            ActionInfo(a.name, a.description, a.schema(), self._approvals.action_default(a.name))
             for a in self._actions.all()
         ]

@@ -11,14 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.actions import Registry, registry
+from chalicelib.approvals import ApprovalService
 from chalicelib.auth import TokenService
 from chalicelib.clock import Clock, IdFactory, SortableIds, SystemClock
 from chalicelib.executor import Executor
+from chalicelib.logs import configure_logging
 from chalicelib.messaging import JobQueue
+from chalicelib.observability import JobMetrics, write_line
 from chalicelib.queue import QueueService
 from chalicelib.runs import RunService
 from chalicelib.settings import Settings
+from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.metrics import MetricStore
 from chalicelib.storage.tables import configure
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.storage.tokens import TokenStore
@@ -38,6 +43,8 @@ class Services:
     executor: Executor
     queue: JobQueue
     jobs: QueueService
+    metrics: JobMetrics
+    approvals: ApprovalService
 
     @classmethod
     def build(
@@ -53,9 +60,21 @@ class Services:
         ids = ids or SortableIds(clock)
         configure(settings)
         task_store = TaskStore(settings)
-        job_store = JobStore(settings)
+        metrics = JobMetrics(
+            MetricStore(), clock, emf=write_line if settings.lambda_function_name else None
+        )
+        job_store = JobStore(settings, observer=metrics.observe)
         queue = JobQueue(settings)
         registered = actions or registry(settings)
+        approvals = ApprovalService(
+            ApprovalStore(settings, job_store),
+            job_store,
+            queue,
+            registered,
+            clock,
+            ttl_s=settings.approval_ttl_s,
+            approval_actions=settings.approval_actions,
+        )
         return cls(
             settings=settings,
             clock=clock,
@@ -70,6 +89,7 @@ class Services:
                 clock,
                 shards=settings.due_shards,
                 lookahead_s=settings.lookahead_s,
+                approvals=approvals,
             ),
             executor=Executor(
                 job_store,
@@ -79,9 +99,14 @@ class Services:
                 clock,
                 sleep,
                 settings=settings,
+                approvals=approvals,
             ),
             queue=queue,
-            jobs=QueueService(job_store, queue, registered, clock, sleep),
+            metrics=metrics,
+            jobs=QueueService(
+                job_store, queue, registered, approvals, clock, ids, sleep, settings=settings
+            ),
+            approvals=approvals,
         )
 
 
@@ -92,7 +117,9 @@ def services() -> Services:
     """The process's services, built from the environment on first use."""
     global _current
     if _current is None:
-        _current = Services.build(Settings.from_env())
+        settings = Settings.from_env()
+        configure_logging(settings)  # once per cold start, before anything logs
+        _current = Services.build(settings)
     return _current
 
 

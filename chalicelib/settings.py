@@ -22,6 +22,10 @@ class Settings:
     #: Endpoint of the embedded AWS (moto) for the local stack and tests;
     #: None in AWS, where boto3 finds the real endpoints.
     aws_endpoint_url: str | None = None
+    #: The Lambda function running this code (`AWS_LAMBDA_FUNCTION_NAME`); None
+    #: elsewhere. In Lambda, logs are JSON lines and each ended job also prints
+    #: a CloudWatch EMF record (docs/observability.md).
+    lambda_function_name: str | None = None
     #: Number of shards of the sparse due indexes (partition key values
     #: "0".."N-1"). The tick queries every shard, so the shard count bounds the
     #: write rate per partition without making the tick read idle tasks.
@@ -57,6 +61,13 @@ class Settings:
     #: Modules whose `ACTIONS` are added to the registry (plugins without packaging).
     action_modules: tuple[str, ...] = ()
 
+    # -- human in the loop (docs/queue.md) --------------------------------------
+    #: How long an approval request waits for a decision before it expires.
+    approval_ttl_s: float = 86_400.0
+    #: Actions whose jobs wait for approval by default. None: each action's own
+    #: default (`Action.requires_approval`); a tuple replaces those defaults.
+    approval_actions: tuple[str, ...] | None = None
+
     def table_name(self, logical: str) -> str:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""
         return f"tickwork-{self.stage}-{logical}"
@@ -76,6 +87,7 @@ class Settings:
             stage=env.get("TICKWORK_STAGE", cls.stage),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or cls.region,
             aws_endpoint_url=env.get("TICKWORK_AWS_ENDPOINT") or None,
+            lambda_function_name=env.get("AWS_LAMBDA_FUNCTION_NAME") or None,
             due_shards=int(env.get("TICKWORK_DUE_SHARDS", cls.due_shards)),
             lookahead_s=float(env.get("TICKWORK_LOOKAHEAD_SECONDS", cls.lookahead_s)),
             http_allow_networks=_networks(env.get("TICKWORK_HTTP_ALLOW_NETWORKS", "")),
@@ -89,6 +101,12 @@ class Settings:
             openai_api_key=env.get("TICKWORK_OPENAI_API_KEY") or None,
             query_tables=_names(env.get("TICKWORK_QUERY_TABLES", "")),
             action_modules=_names(env.get("TICKWORK_ACTION_MODULES", "")),
+            approval_ttl_s=float(env.get("TICKWORK_APPROVAL_TTL_SECONDS", cls.approval_ttl_s)),
+            approval_actions=(
+                _names(env["TICKWORK_APPROVAL_ACTIONS"])
+                if "TICKWORK_APPROVAL_ACTIONS" in env
+                else None
+            ),
         )
 
 

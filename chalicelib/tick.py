@@ -11,6 +11,10 @@ Write-ahead firing, per due task:
 A crash between two steps repeats the earlier ones at the next tick: (a) is
 then a no-op, (b) a duplicate the executor absorbs. Concurrent ticks race on
 (a) and (c) and so never create two jobs for one (task, fire time).
+
+The same pass over each shard looks after jobs waiting in DynamoDB (defers,
+long retry delays, lost messages, expired leases) and expires approval
+requests whose window ran out (their jobs end `rejected`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from chalicelib.approvals import ApprovalService
 from chalicelib.clock import Clock, to_ms
 from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
@@ -45,6 +50,7 @@ class TickReport:
     jobs_created: int = 0
     messages_sent: int = 0
     jobs_read: int = 0
+    approvals_expired: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -58,8 +64,10 @@ class Tick:
         *,
         shards: int,
         lookahead_s: float,
+        approvals: ApprovalService,
         workers: int = 8,
     ) -> None:
+        self._approvals = approvals
         self._tasks = tasks
         self._jobs = jobs
         self._queue = queue
@@ -80,6 +88,7 @@ class Tick:
                 report.jobs_created += shard_report.jobs_created
                 report.messages_sent += shard_report.messages_sent
                 report.jobs_read += shard_report.jobs_read
+                report.approvals_expired += shard_report.approvals_expired
                 report.errors += shard_report.errors
         return report
 
@@ -111,6 +120,7 @@ class Tick:
             except Exception as exc:
                 logger.exception("tick: job %s", stored.job.id)
                 report.errors.append(f"{stored.job.id}: {exc}")
+        report.approvals_expired = self._approvals.expire_due(shard)
 
     def recover(self) -> int:
         """Re-send every waiting job whose message may be gone (after a restart of a

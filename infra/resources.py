@@ -85,7 +85,8 @@ def tables(stage: str) -> dict[str, Json]:
         # Jobs (runs). `by_task` serves a task's runs newest first;
         # `by_project` and `by_project_status` serve the queue listings and
         # counts; `by_correlation` serves correlation lookups; `due` (sparse)
-        # holds jobs waiting in DynamoDB for a defer time or a long retry delay.
+        # holds jobs waiting in DynamoDB for a defer time or a long retry delay;
+        # `dead_letters` (sparse) holds jobs whose message was dead-lettered.
         "jobs": _table(
             "jobs",
             stage,
@@ -100,6 +101,8 @@ def tables(stage: str) -> dict[str, Json]:
                 "scheduled_ms": "N",
                 "due_shard": "S",
                 "due_ms": "N",
+                "dead_letter_key": "S",
+                "dead_lettered_ms": "N",
             },
             indexes=[
                 _gsi("by_task", "task_id", "scheduled_ms"),
@@ -107,6 +110,7 @@ def tables(stage: str) -> dict[str, Json]:
                 _gsi("by_project_status", "project_status", "created_ms"),
                 _gsi("by_correlation", "project_correlation", "created_ms"),
                 _gsi("due", "due_shard", "due_ms"),
+                _gsi("dead_letters", "dead_letter_key", "dead_lettered_ms"),
             ],
             ttl_attribute="expires_at_s",
         ),

@@ -14,7 +14,7 @@ from chalicelib.api.common import ListQuery
 from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint
 from chalicelib.jobs import Job, JobStatus
-from chalicelib.queue import MAX_RESULT_WAIT_S
+from chalicelib.queue import MAX_RESULT_WAIT_S, JobSubmission
 from chalicelib.storage.jobs import JobFilter
 
 bp = Blueprint(__name__)
@@ -51,6 +51,42 @@ class JobList(BaseModel):
 
 class CorrelatedJobs(BaseModel):
     jobs: list[Job]
+
+
+@endpoint(
+    bp,
+    "POST",
+    "/v1/queue/jobs",
+    summary="Submit a job",
+    surface=PROBLEMS,
+    tags=TAGS,
+    status=202,
+    body=JobSubmission,
+    response=Job,
+    errors=(400, 401, 409, 413, 422),
+)
+def submit_job(call: Call) -> Job:
+    """1. Enqueue one job. `job_id` makes it idempotent (409 while that job exists);
+    `defer_until` or `defer_by` delay it; `expires` bounds its wait; args are
+    checked against the action's model (422 at `body.args…`) and size (413)."""
+    return call.services.jobs.submit(call.who, call.body)
+
+
+@endpoint(
+    bp,
+    "POST",
+    "/v1/queue/jobs/{job_id}/retry",
+    summary="Retry a job",
+    surface=PROBLEMS,
+    tags=TAGS,
+    status=202,
+    response=Job,
+    errors=(401, 404, 409),
+)
+def retry_job(call: Call) -> Job:
+    """13. A new job (trigger `retry`, `retry_of` this one) for a failed,
+    cancelled or expired job; 409 for any other status."""
+    return call.services.jobs.retry(call.who, call.path["job_id"])
 
 
 @endpoint(

@@ -8,7 +8,9 @@ overwriting another; terminal states are never left (DESIGN §2.3, §2.5).
 from __future__ import annotations
 
 import contextlib
+import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +25,11 @@ from chalicelib.storage.errors import StorageConflict, condition_failed
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import JobRecord
 from chalicelib.task_model import Task
+
+logger = logging.getLogger("tickwork.jobs")
+
+#: The one partition of the sparse `dead_letters` index.
+DEAD_LETTER_PARTITION = "dead"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,15 @@ class StoredJob:
 
 
 @dataclass(frozen=True)
+class DeadLetter:
+    """A job whose message SQS gave up on (DESIGN §1 dead-letter handler)."""
+
+    job: Job
+    dead_lettered_at: datetime
+    receive_count: int
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a run ended, as the executor records it."""
 
@@ -89,11 +105,27 @@ class JobFilter:
     correlation_id: str | None = None
 
 
-class JobStore:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+#: Told of each job this store moved to a terminal state: the job as it was just
+#: before (its `started_at` is the last attempt's), the terminal status, and when.
+#: Called after the conditional write succeeded, so a job is told once however
+#: many deliveries raced to end it.
+JobObserver = Callable[["StoredJob", JobStatus, datetime], None]
 
-    def _shard(self, job_id: str) -> str:
+
+class JobStore:
+    def __init__(self, settings: Settings, observer: JobObserver | None = None) -> None:
+        self._settings = settings
+        self._observer = observer
+
+    def _ended(self, stored: StoredJob, status: JobStatus, now: datetime) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(stored, status, now)
+        except Exception:  # what observes a job's end must never undo it
+            logger.exception("job %s: observer failed", stored.job.id)
+
+    def shard_of(self, job_id: str) -> str:
         return str(zlib.crc32(job_id.encode()) % self._settings.due_shards)
 
     # ------------------------------------------------------------ conversion
@@ -126,6 +158,8 @@ class JobStore:
             success_num=int(r.success_num or 0),
             failed_num=int(r.failed_num or 0),
             skip_num=int(r.skip_num or 0),
+            expires_at=from_ms(int(r.start_by_ms)) if r.start_by_ms else None,
+            retry_of=r.retry_of,
         )
         policy = RunPolicy(
             timeout_s=float(r.timeout_s),
@@ -153,12 +187,34 @@ class JobStore:
         job: Job,
         policy: RunPolicy,
         *,
-        due_at: datetime,
+        due_at: datetime | None,
         now: datetime,
         restarts: int = 0,
     ) -> bool:
-        """Store a new job unless one with its id exists. True if this call created it."""
-        record = JobRecord(
+        """Store a new job unless one with its id exists. True if this call created it.
+        `due_at`: the tick's first watchdog instant for it (None: nothing to watch,
+        e.g. a job awaiting approval, whose request carries the deadline)."""
+        record = self.new_record(job, policy, due_at=due_at, now=now, restarts=restarts)
+        try:
+            record.save(condition=JobRecord.id.does_not_exist())
+        except PutError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def new_record(
+        self,
+        job: Job,
+        policy: RunPolicy,
+        *,
+        due_at: datetime | None,
+        now: datetime,
+        restarts: int = 0,
+    ) -> JobRecord:
+        """The row of a new job, for `create` or a transaction (put it under
+        `JobRecord.id.does_not_exist()`)."""
+        return JobRecord(
             id=job.id,
             project_id=job.project_id,
             task_id=job.task_id,
@@ -178,9 +234,12 @@ class JobStore:
             created_ms=to_ms(now),
             scheduled_ms=to_ms(job.scheduled_for),
             enqueued_ms=to_ms(job.enqueued_at) if job.enqueued_at else None,
-            due_shard=self._shard(job.id),
-            due_ms=to_ms(due_at),
+            due_shard=self.shard_of(job.id) if due_at is not None else None,
+            due_ms=to_ms(due_at) if due_at is not None else None,
             requires_approval=job.requires_approval,
+            approval_request_id=job.approval_request_id,
+            start_by_ms=to_ms(job.expires_at) if job.expires_at else None,
+            retry_of=job.retry_of,
             timeout_s=policy.timeout_s,
             retry_backoff=policy.retry_backoff,
             retry_delay_s=policy.retry_delay_s,
@@ -188,24 +247,18 @@ class JobStore:
             log_max_size=policy.log_max_size,
             log_on_full=policy.log_on_full,
         )
-        try:
-            record.save(condition=JobRecord.id.does_not_exist())
-        except PutError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
 
-    def _move(
+    def transition(
         self,
         stored: StoredJob,
         new: JobStatus,
         actions: list[Any],
         *,
         also: Condition | None = None,
-    ) -> JobRecord:
-        """Change status from the one the caller saw (and at its attempt); returns
-        the row as written."""
+    ) -> tuple[JobRecord, list[Any], Condition]:
+        """The update that moves a job from the status (and attempt) the caller saw
+        to `new`: (row key, actions, condition), to run alone or in a transaction.
+        StorageConflict if the transition table forbids the move."""
         job = stored.job
         if not can_move(job.status, new):
             raise StorageConflict(f"{job.status} -> {new} is not allowed")
@@ -219,7 +272,19 @@ class JobStore:
         ]
         if new.terminal:
             actions += [JobRecord.due_shard.remove(), JobRecord.due_ms.remove()]
-        record = JobRecord(id=job.id)
+        return JobRecord(id=job.id), actions, condition
+
+    def _move(
+        self,
+        stored: StoredJob,
+        new: JobStatus,
+        actions: list[Any],
+        *,
+        also: Condition | None = None,
+    ) -> JobRecord:
+        """Change status from the one the caller saw (and at its attempt); returns
+        the row as written."""
+        record, actions, condition = self.transition(stored, new, actions, also=also)
         try:
             record.update(actions=actions, condition=condition)
         except UpdateError as exc:
@@ -246,7 +311,7 @@ class JobStore:
                 JobRecord.started_ms.set(to_ms(now)),
                 JobRecord.lease_until_ms.set(to_ms(lease_until)),
                 JobRecord.due_ms.set(to_ms(lease_until)),
-                JobRecord.due_shard.set(self._shard(job.id)),
+                JobRecord.due_shard.set(self.shard_of(job.id)),
             ],
             also=also,
         )
@@ -274,6 +339,7 @@ class JobStore:
                 JobRecord.lease_until_ms.remove(),
             ],
         )
+        self._ended(stored, outcome.status, now)
 
     def retry_later(
         self,
@@ -300,18 +366,89 @@ class JobStore:
         )
 
     def end(
-        self, stored: StoredJob, status: JobStatus, *, now: datetime, error: str | None
+        self,
+        stored: StoredJob,
+        status: JobStatus,
+        *,
+        now: datetime,
+        error: str | None,
+        dead_letter_receives: int | None = None,
     ) -> None:
-        """End a job that is not running (skipped, expired, cancelled, failed by the DLQ)."""
+        """End a job that is not running (skipped, expired, cancelled, failed by the
+        DLQ). `dead_letter_receives`: the job ends because its message was
+        dead-lettered after that many receives; it is listed among the dead
+        letters, in the same write, until it is redriven or expires."""
+        actions = self.end_actions(stored, now=now, error=error)
+        if dead_letter_receives is not None:
+            actions += [
+                JobRecord.dead_letter_key.set(DEAD_LETTER_PARTITION),
+                JobRecord.dead_lettered_ms.set(to_ms(now)),
+                JobRecord.dead_letter_receives.set(dead_letter_receives),
+            ]
+        self._move(stored, status, actions)
+        self._ended(stored, status, now)
+
+    def end_actions(self, stored: StoredJob, *, now: datetime, error: str | None) -> list[Any]:
+        """What ending a job that is not running writes (for `end` or a transaction
+        through `transition`, followed by `ended`)."""
         expires = now + timedelta(seconds=stored.policy.keep_for_s)
-        self._move(
-            stored,
-            status,
+        return [
+            JobRecord.finished_ms.set(to_ms(now)),
+            JobRecord.error.set(error) if error is not None else JobRecord.error.remove(),
+            JobRecord.expires_at_s.set(expires),
+        ]
+
+    def ended(self, stored: StoredJob, status: JobStatus, now: datetime) -> None:
+        """Tell the observer of a terminal move written in a transaction."""
+        self._ended(stored, status, now)
+
+    # ------------------------------------------------------------ dead letters
+    def take_dead_letter(self, job_id: str) -> bool:
+        """Remove the job from the dead letters; True if this call did (so two
+        redrives racing move it back once)."""
+        try:
+            JobRecord(id=job_id).update(
+                actions=[
+                    JobRecord.dead_letter_key.remove(),
+                    JobRecord.dead_lettered_ms.remove(),
+                    JobRecord.dead_letter_receives.remove(),
+                ],
+                condition=JobRecord.dead_letter_key.exists(),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def dead_letters(self, *, limit: int, cursor: str | None) -> Page[DeadLetter]:
+        """Every project's dead letters, newest first."""
+        start = decode_cursor(cursor, expect={"dead_letter_key": DEAD_LETTER_PARTITION})
+        results = JobRecord.dead_letters.query(
+            DEAD_LETTER_PARTITION,
+            scan_index_forward=False,
+            page_size=limit,
+            last_evaluated_key=start,
+        )
+        page = read_page(JobRecord, results, limit)
+        return Page(
             [
-                JobRecord.finished_ms.set(to_ms(now)),
-                JobRecord.error.set(error) if error is not None else JobRecord.error.remove(),
-                JobRecord.expires_at_s.set(expires),
+                DeadLetter(
+                    job=self._to_stored(r).job,
+                    dead_lettered_at=from_ms(int(r.dead_lettered_ms or 0)),
+                    receive_count=int(r.dead_letter_receives or 0),
+                )
+                for r in page.items
             ],
+            page.next_cursor,
+        )
+
+    def count_dead_letters(self, project_id: str) -> int:
+        """The project's dead letters (a COUNT Query of the small dead-letter index)."""
+        return int(
+            JobRecord.dead_letters.count(
+                DEAD_LETTER_PARTITION, filter_condition=JobRecord.project_id == project_id
+            )
         )
 
     def set_due(self, stored: StoredJob, due_at: datetime, *, enqueued: datetime | None) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
-    MapAttribute,
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
@@ -141,6 +140,15 @@ class JobsDue(GlobalSecondaryIndex["JobRecord"]):
     due_ms = NumberAttribute(range_key=True)
 
 
+class JobsDeadLetters(GlobalSecondaryIndex["JobRecord"]):
+    class Meta:
+        index_name = "dead_letters"
+        projection = AllProjection()
+
+    dead_letter_key = UnicodeAttribute(hash_key=True)
+    dead_lettered_ms = NumberAttribute(range_key=True)
+
+
 class JobRecord(Model):
     """One execution (DESIGN §5). Written by the engine and the queue API."""
 
@@ -192,6 +200,14 @@ class JobRecord(Model):
     success_num = NumberAttribute(default=0)
     failed_num = NumberAttribute(default=0)
     skip_num = NumberAttribute(default=0)
+    # A queue job's `expires` deadline: not started by then, it ends `expired`.
+    start_by_ms = NumberAttribute(null=True)
+    retry_of = UnicodeAttribute(null=True)
+    # Present while the job's message sits among the dead letters (sparse
+    # `dead_letters` index; one stage-wide partition: dead letters are rare).
+    dead_letter_key = UnicodeAttribute(null=True)
+    dead_lettered_ms = NumberAttribute(null=True)
+    dead_letter_receives = NumberAttribute(null=True)
     expires_at_s = TTLAttribute(null=True)
 
     by_task = JobsByTask()
@@ -199,6 +215,7 @@ class JobRecord(Model):
     by_project_status = JobsByProjectStatus()
     by_correlation = JobsByCorrelation()
     due = JobsDue()
+    dead_letters = JobsDeadLetters()
 
 
 # ---------------------------------------------------------------- approvals
@@ -285,14 +302,16 @@ class TokenRecord(Model):
 
 # ---------------------------------------------------------------- metrics
 class MetricRecord(Model):
-    """Per-minute counters and histograms: `pk` a minute bucket, `sk` a series."""
+    """Per-minute counters and histograms of ended jobs: `pk` an hour, `sk` a
+    minute and an action. The counters are top-level number attributes whose
+    names are data (`n_complete`, `r17`, ...); `chalicelib.storage.metrics`
+    writes them with atomic ADDs and reads them raw."""
 
     class Meta(_Meta):
         logical_name = "metrics"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    counters = MapAttribute[str, Any](null=True)
     expires_at_s = TTLAttribute(null=True)
 
 

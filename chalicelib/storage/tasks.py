@@ -17,6 +17,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed, failed_positions
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, UniqueRecord
+from chalicelib.storage.transactions import TransactionConnection
 from chalicelib.task_model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
@@ -50,7 +51,7 @@ class TaskFilter:
 class TaskStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._transactions: Connection | None = None
+        self._transactions = TransactionConnection(settings)
 
     # ------------------------------------------------------------ conversion
     def _shard(self, task_id: str) -> str:
@@ -105,14 +106,7 @@ class TaskStore:
         )
 
     def _connection(self) -> Connection:
-        # One connection for transactions: making its botocore client costs ~100 ms.
-        if self._transactions is None:
-            self._transactions = Connection(
-                region=self._settings.region,
-                host=self._settings.aws_endpoint_url,
-                max_retry_attempts=TaskRecord.Meta.max_retry_attempts,
-            )
-        return self._transactions
+        return self._transactions.get()
 
     # ------------------------------------------------------------ reads
     def get(self, task_id: str) -> Task | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -18,8 +18,14 @@ ADMIN_SECRET = "tw_e2e-admin-secret"
 class LocalStack(StackProcess):
     """One `make run` process, with an HTTP client for it."""
 
-    def __init__(self, state_dir: Path, port: int, admin_secret: str | None = ADMIN_SECRET):
-        super().__init__(state_dir, port, admin_secret)
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int,
+        admin_secret: str | None = ADMIN_SECRET,
+        env: Mapping[str, str] | None = None,
+    ):
+        super().__init__(state_dir, port, admin_secret, env=env)
 
     def client(self, secret: str | None = ADMIN_SECRET) -> httpx.Client:
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}

@@ -38,6 +38,10 @@ def test_readme_tour_works_verbatim(make_stack: Callable[..., LocalStack], tmp_p
     assert '"upcoming":[' in out
     assert '"schedule":"*/30 * * * * *"' in out
     assert '"location":"body.schedule"' in out
+    assert '{"status":"complete","result":{"order":42},"error":null}' in out
+    assert '"status":"awaiting_approval"' in out
+    assert '"status":"approved"' in out
+    assert '{"status":"complete","result":{"deploy":"v2"},"error":null}' in out
     assert out.rstrip().endswith("204")
 
 

@@ -71,7 +71,13 @@ def test_a_crash_between_write_ahead_steps_loses_no_firing(
     tasks: TaskStore = CrashingTasks(settings) if crash_at == "b-c" else TaskStore(settings)
     queue: JobQueue = CrashingQueue(settings) if crash_at == "a-b" else services.queue
     crashing = Tick(
-        tasks, jobs, queue, clock, shards=settings.due_shards, lookahead_s=settings.lookahead_s
+        tasks,
+        jobs,
+        queue,
+        clock,
+        shards=settings.due_shards,
+        lookahead_s=settings.lookahead_s,
+        approvals=services.approvals,
     )
     clock.advance(10)
     report = crashing.run()
@@ -158,6 +164,7 @@ def dying_executor(services: Services, clock: FakeClock, actions: Registry) -> E
         clock,
         clock.advance,
         settings=services.settings,
+        approvals=services.approvals,
     )
 
 

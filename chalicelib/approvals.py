@@ -1,0 +1,254 @@
+"""Human in the loop (DESIGN §5): holding jobs for a decision, deciding, expiring.
+
+A job needs approval when its submission asks for it, when its task says
+`requires_approval`, or when its action does by default (the operator sets
+which actions do: `TICKWORK_APPROVAL_ACTIONS`). It is held when it is due to
+start — at submission for a job that may start at once, else when the executor
+picks it up — so a request is always about a job that would run now.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.actions import Registry
+from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_request_id
+from chalicelib.auth import Principal
+from chalicelib.clock import Clock, to_ms
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.jobs import Job, JobStatus
+from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.storage.approvals import ApprovalStore
+from chalicelib.storage.errors import StorageConflict
+from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.pages import Page
+from chalicelib.storage.tables import JobRecord
+
+logger = logging.getLogger("tickwork.approvals")
+
+
+def decided_by(principal: Principal) -> str:
+    """How a request records who decided it: the token's name and id."""
+    return f"{principal.name} ({principal.token_id})"
+
+
+class ApprovalService:
+    def __init__(
+        self,
+        approvals: ApprovalStore,
+        jobs: JobStore,
+        queue: JobQueue,
+        actions: Registry,
+        clock: Clock,
+        *,
+        ttl_s: float,
+        approval_actions: tuple[str, ...] | None,
+    ) -> None:
+        self._approvals = approvals
+        self._jobs = jobs
+        self._queue = queue
+        self._actions = actions
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl_s)
+        self._approval_actions = approval_actions
+
+    # ------------------------------------------------------------ holding
+    def action_default(self, name: str) -> bool:
+        """Whether jobs of action `name` wait for a human by default: the operator's
+        list when set (`TICKWORK_APPROVAL_ACTIONS`), else the action's own default."""
+        if self._approval_actions is not None:
+            return name in self._approval_actions
+        action = self._actions.get(name)
+        return action is not None and action.requires_approval
+
+    def required(self, job: Job) -> bool:
+        """Whether `job` must wait for a human: asked for, or by its action's default.
+        (A submission cannot turn an action's default off.)"""
+        return job.requires_approval or self.action_default(job.action)
+
+    def needs_hold(self, job: Job) -> bool:
+        """A startable job that needs approval and has not been held yet."""
+        return job.approval_request_id is None and self.required(job)
+
+    def request_for(self, job: Job, now: datetime) -> ApprovalRequest:
+        return ApprovalRequest(
+            id=approval_request_id(job.id),
+            project_id=job.project_id,
+            job_id=job.id,
+            action=job.action,
+            args=job.args,
+            status=ApprovalStatus.PENDING,
+            requested_at=now,
+            expires_at=now + self._ttl,
+        )
+
+    def hold(self, stored: StoredJob) -> None:
+        """Move a due job to `awaiting_approval` with its request. Doing it twice
+        (a duplicate delivery) is harmless: the second finds the job moved on."""
+        now = self._clock.now()
+        try:
+            self._approvals.hold(
+                stored, self.request_for(stored.job, now), stored.policy.keep_for_s
+            )
+        except StorageConflict:
+            logger.info("job %s: already held or moved on", stored.job.id)
+
+    def create_held(self, job: Job, record: JobRecord, keep_for_s: float) -> Job:
+        """Store a new job that is born awaiting approval, with its request.
+        StorageConflict("job") if its id is taken."""
+        request = self.request_for(job, self._clock.now())
+        self._approvals.create_held(record, request, keep_for_s)
+        return job
+
+    # ------------------------------------------------------------ reading
+    def get(self, principal: Principal, request_id: str) -> ApprovalRequest:
+        request = self._approvals.get(request_id)
+        # Another project's request is indistinguishable from a missing one.
+        if request is None or request.project_id != principal.project_id:
+            raise NotFound(f"approval request '{request_id}' not found")
+        return request
+
+    def list_requests(
+        self, principal: Principal, status: ApprovalStatus, *, limit: int, cursor: str | None
+    ) -> Page[ApprovalRequest]:
+        return self._approvals.list_project(
+            principal.project_id, status, limit=limit, cursor=cursor
+        )
+
+    # ------------------------------------------------------------ deciding
+    def approve(
+        self, principal: Principal, request_id: str, comment: str | None
+    ) -> ApprovalRequest:
+        """Approve: the job is queued and runs. A decided request answers 409."""
+        request, stored = self._pending(principal, request_id)
+        now = self._clock.now()
+        self._settle(
+            request,
+            stored,
+            ApprovalStatus.APPROVED,
+            JobStatus.QUEUED,
+            [
+                JobRecord.enqueued_ms.set(to_ms(now)),
+                JobRecord.due_shard.set(self._jobs.shard_of(stored.job.id)),
+                JobRecord.due_ms.set(to_ms(now + REDELIVERY_GRACE)),
+            ],
+            by=decided_by(principal),
+            reason=comment,
+        )
+        # If this send is lost, the tick re-sends it once REDELIVERY_GRACE has passed.
+        self._queue.send(JobMessage(stored.job.id), delay_until(stored.job.scheduled_for, now))
+        return self.get(principal, request_id)
+
+    def reject(self, principal: Principal, request_id: str, reason: str | None) -> ApprovalRequest:
+        """Reject: the job ends `rejected` with the reason. A decided request answers 409."""
+        request, stored = self._pending(principal, request_id)
+        self._settle(
+            request,
+            stored,
+            ApprovalStatus.REJECTED,
+            JobStatus.REJECTED,
+            self._jobs.end_actions(
+                stored,
+                now=self._clock.now(),
+                error=f"rejected: {reason}" if reason else "rejected",
+            ),
+            by=decided_by(principal),
+            reason=reason,
+        )
+        return self.get(principal, request_id)
+
+    def withdraw(self, principal: Principal, stored: StoredJob) -> bool:
+        """Cancel a job held for approval: its request is rejected with it. False
+        if the request or the job moved on meanwhile (look again)."""
+        request = self._approvals.get(stored.job.approval_request_id or "")
+        if request is None or request.status is not ApprovalStatus.PENDING:
+            return False
+        try:
+            self._settle(
+                request,
+                stored,
+                ApprovalStatus.REJECTED,
+                JobStatus.CANCELLED,
+                self._jobs.end_actions(stored, now=self._clock.now(), error="cancelled"),
+                by=decided_by(principal),
+                reason="job cancelled",
+            )
+        except Conflict:
+            return False
+        return True
+
+    def expire_due(self, shard: int) -> int:
+        """Expire the shard's pending requests whose window ended (the tick);
+        their jobs end `rejected`. Returns how many expired."""
+        now = self._clock.now()
+        expired = 0
+        for request in self._approvals.due(shard, now):
+            if self._expire(request):
+                expired += 1
+        return expired
+
+    def _expire(self, request: ApprovalRequest) -> bool:
+        stored = self._jobs.get(request.job_id)
+        if stored is None or stored.job.status is not JobStatus.AWAITING_APPROVAL:
+            return False
+        try:
+            self._settle(
+                request,
+                stored,
+                ApprovalStatus.EXPIRED,
+                JobStatus.REJECTED,
+                self._jobs.end_actions(
+                    stored, now=self._clock.now(), error="rejected: approval expired"
+                ),
+                by=None,
+                reason="expired",
+            )
+        except Conflict:
+            return False  # decided meanwhile
+        return True
+
+    def _pending(self, principal: Principal, request_id: str) -> tuple[ApprovalRequest, StoredJob]:
+        request = self.get(principal, request_id)
+        if request.status is not ApprovalStatus.PENDING:
+            raise Conflict(
+                f"approval request '{request_id}' was already decided ({request.status})"
+            )
+        if self._clock.now() >= request.expires_at:
+            self._expire(request)
+            raise Conflict(f"approval request '{request_id}' expired at {request.expires_at}")
+        stored = self._jobs.get(request.job_id)
+        if stored is None or stored.job.status is not JobStatus.AWAITING_APPROVAL:
+            raise Conflict(f"the job of approval request '{request_id}' is no longer waiting")
+        return request, stored
+
+    def _settle(
+        self,
+        request: ApprovalRequest,
+        stored: StoredJob,
+        decision: ApprovalStatus,
+        job_status: JobStatus,
+        job_actions: list[Any],
+        *,
+        by: str | None,
+        reason: str | None,
+    ) -> None:
+        try:
+            self._approvals.settle(
+                request,
+                stored,
+                decision=decision,
+                job_status=job_status,
+                job_actions=job_actions,
+                now=self._clock.now(),
+                decided_by=by,
+                reason=reason,
+            )
+        except StorageConflict as exc:
+            raise Conflict(
+                f"approval request '{request.id}' was decided meanwhile"
+                if exc.reason == "decided"
+                else f"the job of approval request '{request.id}' moved on meanwhile"
+            ) from exc

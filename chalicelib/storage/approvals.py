@@ -1,0 +1,194 @@
+"""Approval storage: rows of the approvals table <-> `ApprovalRequest`, and the
+transactions that change a request and its job together.
+
+A request and its job never disagree: holding a job (job -> `awaiting_approval`,
+request created), deciding (request -> approved/rejected/expired, job -> queued
+or rejected) and cancelling are single DynamoDB transactions conditioned on the
+states the caller saw, so a decision is made once however many race.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.approval_model import ApprovalRequest, ApprovalStatus
+from chalicelib.clock import from_ms, to_ms
+from chalicelib.jobs import JobStatus
+from chalicelib.settings import Settings
+from chalicelib.storage.errors import StorageConflict, failed_positions
+from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.pages import Page, decode_cursor, read_page
+from chalicelib.storage.tables import ApprovalRecord, JobRecord
+from chalicelib.storage.transactions import TransactionConnection
+
+
+class ApprovalStore:
+    def __init__(self, settings: Settings, jobs: JobStore) -> None:
+        self._settings = settings
+        self._jobs = jobs
+        self._transactions = TransactionConnection(settings)
+
+    def _shard(self, request_id: str) -> str:
+        return str(zlib.crc32(request_id.encode()) % self._settings.due_shards)
+
+    @staticmethod
+    def _to_request(r: ApprovalRecord) -> ApprovalRequest:
+        return ApprovalRequest(
+            id=r.id,
+            project_id=r.project_id,
+            job_id=r.job_id,
+            action=r.action,
+            args=r.args or {},
+            status=ApprovalStatus(r.status),
+            requested_at=from_ms(int(r.requested_ms)),
+            expires_at=from_ms(int(r.expires_ms)),
+            decided_at=from_ms(int(r.decided_ms)) if r.decided_ms else None,
+            decided_by=r.decided_by,
+            reason=r.reason,
+        )
+
+    # ------------------------------------------------------------ reads
+    def get(self, request_id: str) -> ApprovalRequest | None:
+        try:
+            return self._to_request(ApprovalRecord.get(request_id, consistent_read=True))
+        except ApprovalRecord.DoesNotExist:
+            return None
+
+    def list_project(
+        self, project_id: str, status: ApprovalStatus, *, limit: int, cursor: str | None
+    ) -> Page[ApprovalRequest]:
+        """A project's requests in `status`, newest first."""
+        key = f"{project_id}#{status.value}"
+        results = ApprovalRecord.by_project_status.query(
+            key,
+            scan_index_forward=False,
+            page_size=limit,
+            last_evaluated_key=decode_cursor(cursor, expect={"project_status": key}),
+        )
+        page = read_page(ApprovalRecord, results, limit)
+        return Page([self._to_request(r) for r in page.items], page.next_cursor)
+
+    def due(self, shard: int, until: datetime) -> list[ApprovalRequest]:
+        """Pending requests of one shard whose approval window ends by `until`."""
+        return [
+            self._to_request(r)
+            for r in ApprovalRecord.due.query(str(shard), ApprovalRecord.expires_ms <= to_ms(until))
+        ]
+
+    # ------------------------------------------------------------ transactions
+    def _new_record(self, request: ApprovalRequest, keep_for_s: float) -> ApprovalRecord:
+        return ApprovalRecord(
+            id=request.id,
+            project_id=request.project_id,
+            job_id=request.job_id,
+            action=request.action,
+            args=request.args,
+            status=request.status.value,
+            project_status=f"{request.project_id}#{request.status.value}",
+            requested_ms=to_ms(request.requested_at),
+            expires_ms=to_ms(request.expires_at),
+            due_shard=self._shard(request.id),
+            # Kept as long as the job it decides.
+            expires_at_s=request.expires_at + timedelta(seconds=keep_for_s),
+        )
+
+    def hold(self, stored: StoredJob, request: ApprovalRequest, keep_for_s: float) -> None:
+        """Create `request` and move its job to `awaiting_approval`, together.
+        StorageConflict if the job moved on or the request exists already."""
+        record = self._new_record(request, keep_for_s)
+        job_row, actions, condition = self._jobs.transition(
+            stored,
+            JobStatus.AWAITING_APPROVAL,
+            [
+                JobRecord.approval_request_id.set(request.id),
+                JobRecord.requires_approval.set(True),
+                # The request's own deadline drives it from now on.
+                JobRecord.due_shard.remove(),
+                JobRecord.due_ms.remove(),
+            ],
+        )
+        self._write(
+            lambda tx: (
+                tx.update(job_row, actions=actions, condition=condition),
+                tx.save(record, condition=ApprovalRecord.id.does_not_exist()),
+            )
+        )
+
+    def create_held(self, job_row: JobRecord, request: ApprovalRequest, keep_for_s: float) -> None:
+        """Put a new job that is born awaiting approval together with its request.
+        StorageConflict("job") if a job with its id exists."""
+        record = self._new_record(request, keep_for_s)
+        self._write(
+            lambda tx: (
+                tx.save(job_row, condition=JobRecord.id.does_not_exist()),
+                tx.save(record, condition=ApprovalRecord.id.does_not_exist()),
+            ),
+            conflict_at_0="job",
+        )
+
+    def settle(
+        self,
+        request: ApprovalRequest,
+        stored: StoredJob,
+        *,
+        decision: ApprovalStatus,
+        job_status: JobStatus,
+        job_actions: list[Any],
+        now: datetime,
+        decided_by: str | None,
+        reason: str | None,
+    ) -> None:
+        """Decide a pending request and move its job, together. StorageConflict
+        ("decided") if the request was decided meanwhile, ("job") if the job moved."""
+        actions: list[Any] = [
+            ApprovalRecord.status.set(decision.value),
+            ApprovalRecord.project_status.set(f"{request.project_id}#{decision.value}"),
+            ApprovalRecord.decided_ms.set(to_ms(now)),
+            ApprovalRecord.due_shard.remove(),
+        ]
+        actions.append(
+            ApprovalRecord.decided_by.set(decided_by)
+            if decided_by
+            else ApprovalRecord.decided_by.remove()
+        )
+        actions.append(
+            ApprovalRecord.reason.set(reason) if reason else ApprovalRecord.reason.remove()
+        )
+        job_row, job_updates, job_condition = self._jobs.transition(stored, job_status, job_actions)
+        self._write(
+            lambda tx: (
+                tx.update(
+                    ApprovalRecord(id=request.id),
+                    actions=actions,
+                    condition=ApprovalRecord.status == ApprovalStatus.PENDING.value,
+                ),
+                tx.update(job_row, actions=job_updates, condition=job_condition),
+            ),
+            conflict_at_0="decided",
+            conflict_at_1="job",
+        )
+        if job_status.terminal:
+            self._jobs.ended(stored, job_status, now)
+
+    def _write(
+        self,
+        fill: Any,
+        *,
+        conflict_at_0: str = "changed",
+        conflict_at_1: str = "changed",
+    ) -> None:
+        try:
+            with TransactWrite(connection=self._transactions.get()) as tx:
+                fill(tx)
+        except TransactWriteError as exc:
+            failed = failed_positions(exc)
+            if 0 in failed:
+                raise StorageConflict(conflict_at_0) from exc
+            if 1 in failed:
+                raise StorageConflict(conflict_at_1) from exc
+            raise
