@@ -264,3 +264,28 @@ def test_admin_only_routes_answer_403_to_members_and_serve_admins(
     assert admin.get("/v1/queue/dead-letters").json() == {"dead_letters": [], "next_cursor": None}
     redriven = admin.post("/v1/queue/dead-letters/redrive", json={}).json()
     assert redriven == {"redriven": [], "remaining": False}
+
+
+def test_the_metrics_count_exactly_the_jobs_that_ran(
+    member: httpx.Client, admin: httpx.Client
+) -> None:
+    def echo_counts() -> dict[str, int]:
+        metrics = admin.get("/v1/queue/observability/metrics", params={"window": 3600}).json()
+        for action in metrics["actions"]:
+            if action["action"] == "echo":
+                counts: dict[str, int] = action["counts"]
+                return counts
+        return {}
+
+    before = echo_counts()
+    made = [submit(member, args={"n": n}) for n in range(3)]
+    made.append(submit(member, requires_approval=True))
+    member.post(f"{HITL}/{made[-1]['approval_request_id']}/reject", json={})
+    for each in made:
+        result(member, each["id"])
+    after = echo_counts()
+    assert after.get("complete", 0) - before.get("complete", 0) == 3
+    assert after.get("rejected", 0) - before.get("rejected", 0) == 1
+    metrics = admin.get("/v1/queue/observability/metrics").json()
+    assert metrics["run_time_ms"]["p50"] is not None
+    assert metrics["series"]
