@@ -19,8 +19,9 @@ from chalicelib.auth import Principal
 from chalicelib.clock import Clock, to_ms
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus
-from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.messaging import JobQueue, delay_until
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, StoredJob
@@ -138,8 +139,14 @@ class ApprovalService:
             by=decided_by(principal),
             reason=comment,
         )
-        # If this send is lost, the tick re-sends it once REDELIVERY_GRACE has passed.
-        self._queue.send(JobMessage(stored.job.id), delay_until(stored.job.scheduled_for, now))
+        # If this message is lost later, the tick re-sends it once REDELIVERY_GRACE passed.
+        send_stored_job(
+            self._queue,
+            self._jobs,
+            stored.job.id,
+            delay_until(stored.job.scheduled_for, now),
+            now=now,
+        )
         return self.get(principal, request_id)
 
     def reject(self, principal: Principal, request_id: str, reason: str | None) -> ApprovalRequest:

@@ -15,9 +15,10 @@ from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Conflict, NotFound, ValidationFailed, from_pydantic
 from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import STARTABLE, Job, JobStatus, Trigger
 from chalicelib.limits import ensure_args_fit
-from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.messaging import JobQueue, delay_until
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
@@ -206,7 +207,9 @@ class QueueService:
         if not self._jobs.create(job, policy, due_at=due_at, now=now):
             raise taken
         if soon:
-            self._queue.send(JobMessage(job.id), delay_until(job.scheduled_for, now))
+            send_stored_job(
+                self._queue, self._jobs, job.id, delay_until(job.scheduled_for, now), now=now
+            )
         return job
 
     def retry(self, principal: Principal, job_id: str) -> Job:
@@ -267,7 +270,7 @@ class QueueService:
             if stored.job.status.terminal:
                 moved.append(Redriven(stored.job.id, self._rerun(stored).id))
             else:
-                self._queue.send(JobMessage(stored.job.id))
+                send_stored_job(self._queue, self._jobs, stored.job.id, 0, now=self._clock.now())
                 moved.append(Redriven(stored.job.id, None))
         return moved, page.next_cursor is not None
 

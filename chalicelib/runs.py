@@ -8,8 +8,9 @@ from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
 from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus, Trigger
-from chalicelib.messaging import JobMessage, JobQueue, delay_until
+from chalicelib.messaging import JobQueue, delay_until
 from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
 from chalicelib.storage.pages import Page
@@ -56,7 +57,9 @@ class RunService:
     def _submit(self, task: Task, job: Job) -> None:
         now = self._clock.now()
         self._jobs.create(job, RunPolicy.of(task), due_at=now + REDELIVERY_GRACE, now=now)
-        self._queue.send(JobMessage(job.id), delay_until(job.scheduled_for, now))
+        send_stored_job(
+            self._queue, self._jobs, job.id, delay_until(job.scheduled_for, now), now=now
+        )
 
     def trigger(self, principal: Principal, task_id: str) -> Job:
         """Run the task now, outside its schedule (`api_trigger` must allow it)."""

@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.actions import Registry
 from chalicelib.auth import Role
+from chalicelib.jobs import JobStatus
+from chalicelib.messaging import JobMessage, JobQueue
+from chalicelib.queue import JobSubmission, QueueService
 from chalicelib.services import Services
+from chalicelib.storage.jobs import JobStore
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
-from tests.functional.engine_helpers import Pipeline
+from tests.functional.engine_helpers import ACME, Pipeline
 
 JOBS = "/v1/queue/jobs"
 
@@ -243,3 +248,36 @@ def test_dead_letters_are_listed_for_admins_and_redrive_runs_them_again(
     assert (rerun["status"], rerun["retry_of"]) == ("complete", job["id"])
     assert calls.seen == [{"job": moved["new_job_id"], "n": 1}]
     assert body(api.get("/v1/queue/depth", token=member))["dead_letter"] == 0
+
+
+class RefusingQueue(JobQueue):
+    """SQS that refuses every single send (an outage of the API's SQS calls)."""
+
+    def send(self, message: JobMessage, delay_s: int = 0) -> None:
+        raise ConnectionError("SQS is unreachable")
+
+
+def test_a_job_whose_message_sqs_refused_is_sent_by_the_next_tick(
+    services: Services,
+    pipeline: Pipeline,
+    calls: Calls,
+    actions: Registry,
+    clock: FakeClock,
+) -> None:
+    refusing = QueueService(
+        JobStore(services.settings),
+        RefusingQueue(services.settings),
+        actions,
+        services.approvals,
+        clock,
+        services.ids,
+        clock.advance,
+        settings=services.settings,
+    )
+    job = refusing.submit(ACME, JobSubmission(action="record", args={"n": 1}))
+    assert job.status is JobStatus.QUEUED  # recorded, so the client is told 202
+    pipeline.deliver()
+    assert calls.seen == []
+    pipeline.tick()
+    pipeline.deliver()
+    assert calls.seen == [{"job": job.id, "n": 1}]
