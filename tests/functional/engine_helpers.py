@@ -81,3 +81,21 @@ class Pipeline:
         if must_drain:
             raise AssertionError("the queue never drained")
         return delivered
+
+    def dead_letter_all(self) -> list[str]:
+        """Receive every job message without deleting it until SQS moves it to the
+        dead-letter queue (its redrive policy), then hand the dead letters to the
+        dead-letter handler as Lambda would. Returns their bodies."""
+        for _ in range(6):  # maxReceiveCount is 5
+            for message in self.sqs.receive_message(QueueUrl=self.jobs_url).get("Messages", []):
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.jobs_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+        bodies = [m["Body"] for m in self.receive(self.dlq_url)]
+        event = self.client.events.generate_sqs_event(
+            message_bodies=bodies, queue_name=self.services.settings.queue_name("jobs-dlq")
+        )
+        self.client.lambda_.invoke("dead_letters", event)
+        return bodies

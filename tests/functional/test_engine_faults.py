@@ -213,22 +213,8 @@ def test_a_dead_lettered_message_ends_its_job_failed(
 ) -> None:
     task = make_task(schedule="0 * * * *")
     job = services.runs.trigger(ACME, task.id)
-    sqs = pipeline.sqs
-    # Five receives without a delete: SQS moves the message to the DLQ.
-    for _ in range(6):
-        for message in sqs.receive_message(QueueUrl=pipeline.jobs_url).get("Messages", []):
-            sqs.change_message_visibility(
-                QueueUrl=pipeline.jobs_url,
-                ReceiptHandle=message["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-    dead = pipeline.receive(pipeline.dlq_url)
-    assert [JobMessage.parse(m["Body"]).job_id for m in dead] == [job.id]
-    event = pipeline.client.events.generate_sqs_event(
-        message_bodies=[m["Body"] for m in dead],
-        queue_name=services.settings.queue_name("jobs-dlq"),
-    )
-    pipeline.client.lambda_.invoke("dead_letters", event)
+    dead = pipeline.dead_letter_all()
+    assert [JobMessage.parse(body).job_id for body in dead] == [job.id]
     [failed] = runs(services, task)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None and failed.error.startswith("dead-lettered")

@@ -190,26 +190,6 @@ def test_retries_run_until_max_tries_and_a_manual_retry_makes_a_linked_job(
     assert api.post(f"{JOBS}/{job['id']}/retry", token=outsider).status_code == 404
 
 
-def dead_letter(pipeline: Pipeline, services: Services) -> None:
-    """Receive every job message without deleting it until SQS dead-letters it,
-    then hand the dead letters to the dead-letter handler (as Lambda would)."""
-    sqs = pipeline.sqs
-    for _ in range(6):
-        for message in sqs.receive_message(QueueUrl=pipeline.jobs_url).get("Messages", []):
-            sqs.change_message_visibility(
-                QueueUrl=pipeline.jobs_url,
-                ReceiptHandle=message["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-    dead = pipeline.receive(pipeline.dlq_url)
-    assert dead
-    event = pipeline.client.events.generate_sqs_event(
-        message_bodies=[m["Body"] for m in dead],
-        queue_name=services.settings.queue_name("jobs-dlq"),
-    )
-    pipeline.client.lambda_.invoke("dead_letters", event)
-
-
 def test_dead_letters_are_listed_for_admins_and_redrive_runs_them_again(
     services: Services,
     pipeline: Pipeline,
@@ -220,7 +200,7 @@ def test_dead_letters_are_listed_for_admins_and_redrive_runs_them_again(
     member = make_token("acme")
     admin = make_token("ops", role=Role.ADMIN)
     job = body(submit(api, member, args={"n": 1}))
-    dead_letter(pipeline, services)
+    assert pipeline.dead_letter_all()
 
     failed = job_of(api, member, job["id"])
     assert failed["status"] == "failed"
