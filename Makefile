@@ -6,20 +6,34 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck unit functional e2e requirements vendor deploy package clean
+.PHONY: run test lint typecheck unit functional e2e requirements vendor deploy package clean \
+	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice needs pip<26.3
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 run: $(VENV)/.installed  ## Start the local stack on http://127.0.0.1:$${TICKWORK_PORT:-8000}
 	$(PY) -m infra.local_stack
 
-test: $(VENV)/.installed lint typecheck  ## Lint, type-check and run every test
+test: $(VENV)/.installed chromium lint typecheck  ## Lint, type-check and run every test
 	$(PY) -m pytest
+
+# The console tests drive Debian's Chromium (never Playwright's download).
+# Installed once; a machine that has it skips this in no time.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+# The web console as a static site in build/console (make console CONSOLE_API=https://…
+# for a console served apart from the API; `make run` builds and serves its own).
+CONSOLE_API ?=
+console: $(VENV)/.installed  ## Build the web console into build/console
+	$(PY) -m infra.console_build build/console --api-base '$(CONSOLE_API)'
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -41,9 +55,10 @@ vendor: $(VENV)/.installed requirements.txt
 package: vendor  ## Build the Lambda deployment package into build/chalice
 	$(VENV)/bin/chalice package --stage $(STAGE) build/chalice
 
-deploy: vendor  ## Deploy tables/queues (CloudFormation), then the app (chalice deploy)
+deploy: vendor  ## Deploy tables/queues (CloudFormation), the app (chalice deploy), the console (S3)
 	$(PY) -m infra.deploy $(STAGE)
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(PY) -m infra.deploy $(STAGE) --console "$$($(VENV)/bin/chalice url --stage $(STAGE))"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -4,17 +4,27 @@ from chalice.app import Chalice, Rate
 
 from chalicelib import handlers
 from chalicelib.api import admin_tokens, hitl, meta, observability, queue, runs, scheduled_tasks
+from chalicelib.api import catalogue as catalogue_routes
 from chalicelib.api import dead_letters as dead_letter_routes
+from chalicelib.api import me as me_routes
+from chalicelib.api import records as records_routes
+from chalicelib.api import schedule_preview as preview_routes
+from chalicelib.api import synapse as synapse_admin
 
 app = Chalice(app_name="tickwork")
 app.register_blueprint(meta.bp)
 app.register_blueprint(scheduled_tasks.bp)
+app.register_blueprint(preview_routes.bp)
+app.register_blueprint(me_routes.bp)
 app.register_blueprint(runs.bp)
 app.register_blueprint(admin_tokens.bp)
 app.register_blueprint(queue.bp)
 app.register_blueprint(observability.bp)
 app.register_blueprint(hitl.bp)
 app.register_blueprint(dead_letter_routes.bp)
+app.register_blueprint(synapse_admin.bp)
+app.register_blueprint(catalogue_routes.bp)
+app.register_blueprint(records_routes.bp)
 
 tick = app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
 execute_jobs = app.on_sqs_message(queue=handlers.JOBS_QUEUE, batch_size=10, name="execute_jobs")(

@@ -10,8 +10,9 @@
     ├── PayloadTooLarge           (413: `args` or body over its cap)
     └── ValidationFailed          (422: carries FieldError entries)
 
-Each API surface renders these in its own format in one place
-(`chalicelib.api.rendering`): problem+json, Matrix or Huawei-style.
+Each API surface renders these in its own format in one place, its `Surface`:
+problem+json (`chalicelib.api.problems`), Matrix (`chalicelib.api.matrix_errors`)
+or Huawei-style (`chalicelib.api.records`).
 """
 
 from __future__ import annotations

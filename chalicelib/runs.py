@@ -106,3 +106,15 @@ class RunService:
     ) -> Page[Job]:
         task = self._task(principal, task_id)
         return self._jobs.runs_of_task(task.id, limit=limit, cursor=cursor)
+
+    def runs_at_offset(
+        self, principal: Principal, task_id: str, *, offset: int, limit: int
+    ) -> tuple[Task, list[Job], int]:
+        """The task, up to `limit` of its runs (newest fire time first) after
+        skipping `offset`, and how many runs it has in all (for offset paging)."""
+        task = self._task(principal, task_id)
+        total = self._jobs.count_runs_of_task(task.id)
+        jobs: list[Job] = []
+        if offset < total:  # past the end there is nothing to read
+            jobs = self._jobs.runs_of_task_at(task.id, offset=offset, limit=limit)
+        return task, jobs, total

@@ -22,6 +22,7 @@ from chalicelib.queue import QueueService
 from chalicelib.runs import RunService
 from chalicelib.settings import Settings
 from chalicelib.storage.approvals import ApprovalStore
+from chalicelib.storage.job_listing import StageListing
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.metrics import MetricStore
 from chalicelib.storage.tables import configure
@@ -45,6 +46,8 @@ class Services:
     jobs: QueueService
     metrics: JobMetrics
     approvals: ApprovalService
+    #: Every project's jobs, newest first (the Synapse admin surface).
+    job_listing: StageListing
 
     @classmethod
     def build(
@@ -107,6 +110,7 @@ class Services:
                 job_store, queue, registered, approvals, clock, ids, sleep, settings=settings
             ),
             approvals=approvals,
+            job_listing=StageListing(),
         )
 
 

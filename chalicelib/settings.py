@@ -8,11 +8,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: The LLM back ends `trigger_ai` can ask (DESIGN §6).
 AI_PROVIDERS = ("bedrock", "openai")
+#: A web origin: scheme, host and optional port.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ class Settings:
     #: default (`Action.requires_approval`); a tuple replaces those defaults.
     approval_actions: tuple[str, ...] | None = None
 
+    # -- the web console (docs/console.md) ----------------------------------------
+    #: Origin of the console's site when it is not the API's own (the S3 site
+    #: calling API Gateway), e.g. "https://console.example.com": `/v1` routes
+    #: answer it, and only it, with CORS headers. None: no CORS headers at all.
+    console_origin: str | None = None
+
     def table_name(self, logical: str) -> str:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""
         return f"tickwork-{self.stage}-{logical}"
@@ -107,7 +116,26 @@ class Settings:
                 if "TICKWORK_APPROVAL_ACTIONS" in env
                 else None
             ),
+            console_origin=console_origin(env),
         )
+
+
+def console_origin(env: Mapping[str, str] | None = None) -> str | None:
+    """`TICKWORK_CONSOLE_ORIGIN` as `scheme://host[:port]`, or None when unset.
+
+    Read on its own too because routes take their CORS configuration when the
+    app is imported (API Gateway's preflight answers are generated from it).
+    """
+    env = os.environ if env is None else env
+    origin = (env.get("TICKWORK_CONSOLE_ORIGIN") or "").strip().rstrip("/")
+    if not origin:
+        return None
+    if not _ORIGIN.fullmatch(origin):
+        raise ValueError(
+            "TICKWORK_CONSOLE_ORIGIN must be one origin like https://console.example.com "
+            f"(scheme and host, no path, no wildcard), not {origin!r}"
+        )
+    return origin
 
 
 def _names(text: str) -> tuple[str, ...]:

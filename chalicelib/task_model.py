@@ -79,6 +79,23 @@ _ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def checked_timezone(zone: str) -> str:
+    """A pydantic validator: `zone` if it is an IANA zone, else the error a task gets."""
+    try:
+        parse_timezone(zone)
+    except ScheduleError as exc:
+        raise PydanticCustomError("timezone", str(exc)) from exc
+    return zone
+
+
+def checked_schedule(schedule: str) -> str:
+    """A pydantic validator: the normalised schedule, else the error a task gets."""
+    try:
+        return parse_schedule(schedule).text
+    except ScheduleError as exc:
+        raise PydanticCustomError("schedule", str(exc)) from exc
+
+
 class TaskSpec(BaseModel):
     """A task definition: `POST /v1/scheduled-tasks` body, and the merge-patch target."""
 
@@ -134,11 +151,7 @@ class TaskSpec(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, zone: str) -> str:
-        try:
-            parse_timezone(zone)
-        except ScheduleError as exc:
-            raise PydanticCustomError("timezone", str(exc)) from exc
-        return zone
+        return checked_timezone(zone)
 
     @field_validator("schedule")
     @classmethod
@@ -147,10 +160,7 @@ class TaskSpec(BaseModel):
             if info.data.get("kind", Kind.TASK) == Kind.TASK:
                 raise PydanticCustomError("missing", "is required for a task of kind 'task'")
             return None
-        try:
-            return parse_schedule(schedule).text
-        except ScheduleError as exc:
-            raise PydanticCustomError("schedule", str(exc)) from exc
+        return checked_schedule(schedule)
 
 
 class Task(TaskSpec):

@@ -76,6 +76,15 @@ def upcoming_runs(task: Task, count: int = UPCOMING_COUNT) -> list[datetime]:
     return [task.next_run_at, *later]
 
 
+def refuse_past_once(schedule: str, timezone: str, now: datetime, *, location: str) -> None:
+    """A one-shot whose time has passed would never fire: refuse it (422 at `location`)."""
+    parsed = parse_schedule(schedule)
+    if parsed.kind == "once" and (
+        next_fire(parsed, parse_timezone(timezone), now, anchor=now) is None
+    ):
+        raise ValidationFailed.at(location, "the @once time is in the past", schedule)
+
+
 def parse_if_match(value: str | None) -> int | None:
     """The version an `If-Match` header names (`"3"`, `W/"3"` or `3`); None if absent."""
     if value is None or not value.strip():
@@ -211,16 +220,9 @@ class TaskService:
 
     @staticmethod
     def _refuse_past_once(spec: TaskSpec, now: datetime) -> None:
-        """A one-shot whose time has passed would never fire: refuse it."""
         if spec.schedule is None or spec.kind is Kind.SERVICE:
             return
-        schedule = parse_schedule(spec.schedule)
-        if schedule.kind == "once" and (
-            next_fire(schedule, parse_timezone(spec.timezone), now, anchor=now) is None
-        ):
-            raise ValidationFailed.at(
-                "body.schedule", "the @once time is in the past", spec.schedule
-            )
+        refuse_past_once(spec.schedule, spec.timezone, now, location="body.schedule")
 
     @staticmethod
     def _name_taken(name: str) -> Conflict:

@@ -1,19 +1,26 @@
-"""`make deploy STAGE=...`: create or update the stage's CloudFormation stack.
+"""`make deploy STAGE=...`: create or update the stage's CloudFormation stack,
+and (after `chalice deploy`) upload the web console.
 
 Tables, indexes, queues, the dead-letter queue, the console bucket and the
 alarms come from `infra.resources.template(stage)`; `chalice deploy` then
 deploys the functions, which find the resources by their stage-derived names.
+`python -m infra.deploy STAGE --console API_URL` builds the console for that
+API (`chalice url`) and syncs it to the stack's console bucket.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import mimetypes
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from infra.console_build import build as build_console
 from infra.resources import template
 
 
@@ -43,5 +50,74 @@ def deploy(stage: str) -> None:
     print(f"{name}: deployed")
 
 
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+
+def stack_outputs(stage: str, cloudformation: Any = None) -> dict[str, str]:
+    cloudformation = cloudformation or boto3.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=f"tickwork-{stage}-infra")["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def upload_console(stage: str, api_url: str, *, s3: Any = None, cloudformation: Any = None) -> str:
+    """Build the console for `api_url` and make the stage's bucket hold exactly
+    that build. Returns the console's URL (the bucket's website endpoint)."""
+    outputs = stack_outputs(stage, cloudformation)
+    bucket = outputs["ConsoleBucketName"]
+    s3 = s3 or boto3.client("s3")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        keys = set()
+        for path in build_console(root, api_base=api_url):
+            key = path.relative_to(root).as_posix()
+            kind = _CONTENT_TYPES.get(path.suffix) or (
+                mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            )
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=path.read_bytes(),
+                ContentType=kind,
+                # Files keep their names from build to build: browsers revalidate.
+                CacheControl="no-cache",
+            )
+            keys.add(key)
+    stale = [
+        {"Key": item["Key"]}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+        if item["Key"] not in keys
+    ]
+    for start in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start : start + 1000]})
+    return outputs.get("ConsoleUrl", f"s3://{bucket}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Deploy a stage's infrastructure or console.")
+    parser.add_argument("stage", nargs="?", default="dev")
+    parser.add_argument(
+        "--console",
+        metavar="API_URL",
+        help="build the console for this API URL (`chalice url`) and upload it",
+    )
+    args = parser.parse_args()
+    if args.console is None:
+        deploy(args.stage)
+        return
+    url = upload_console(args.stage, args.console.strip())
+    print(f"Console: {url}")
+    print(
+        "The API answers the console's origin with CORS headers only when "
+        f"TICKWORK_CONSOLE_ORIGIN is {url.rstrip('/')!r} (or your CDN's origin) in "
+        f".chalice/config.json, stage {args.stage!r} (docs/console.md)."
+    )
+
+
 if __name__ == "__main__":
-    deploy(sys.argv[1] if len(sys.argv) > 1 else "dev")
+    main()

@@ -6,7 +6,7 @@ the Chalice app over HTTP on `TICKWORK_PORT`, and snapshots the tables after
 writes. Ctrl-C (or SIGTERM) stops everything and keeps the data.
 
 Settings (environment):
-  TICKWORK_PORT           HTTP port of the API and console (8000)
+  TICKWORK_PORT           HTTP port of the API and the console (8000; console at /console/)
   TICKWORK_HOST           interface to bind (127.0.0.1)
   TICKWORK_STATE_DIR      where data survives restarts (.tickwork/)
   TICKWORK_ADMIN_TOKEN    secret of the bootstrap admin token (generated once if unset)
@@ -23,6 +23,7 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -41,6 +42,8 @@ from chalicelib import services as services_module
 from chalicelib.auth import DEFAULT_PROJECT, SECRET_PREFIX, Role
 from chalicelib.services import Services
 from chalicelib.settings import Settings
+from infra.console_build import build as build_console
+from infra.console_server import console_handler
 from infra.embedded_aws import EmbeddedAws
 from infra.local import provision, restore, snapshot
 
@@ -149,7 +152,17 @@ def main() -> int:
     if recovered:
         say(f"Re-sent {recovered} waiting jobs")
 
-    server = LocalDevServer(chalice_app.app, Config(chalice_stage=STAGE), config.host, config.port)
+    # The console is built afresh at every start (a fraction of a second) and
+    # served by the same server under /console/, same origin as the API.
+    console_dir = tempfile.TemporaryDirectory(prefix="tickwork-console-")
+    build_console(Path(console_dir.name))
+    server = LocalDevServer(
+        chalice_app.app,
+        Config(chalice_stage=STAGE),
+        config.host,
+        config.port,
+        handler_cls=console_handler(Path(console_dir.name)),
+    )
     stop = threading.Event()
     jobs_url = current.queue.url("jobs")
     dlq_url = current.queue.url("jobs-dlq")
@@ -189,6 +202,7 @@ def main() -> int:
 
     base = f"http://{config.host}:{config.port}"
     say(f"Admin token (project {DEFAULT_PROJECT}): {secret}")
+    say(f"Console: {base}/console/  (sign in with the admin token above)")
     say(f"Tickwork ready on {base}  (API {base}/v1, spec {base}/openapi.json)")
     stop.wait()
 
@@ -201,6 +215,7 @@ def main() -> int:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     saved = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
     aws.stop()
+    console_dir.cleanup()
     say(f"Saved {saved} items to {config.snapshot_path}. Tickwork stopped.")
     return 0
 

@@ -23,12 +23,29 @@ Json = dict[str, Any]
 JOBS_VISIBILITY_TIMEOUT_S = 960
 #: Receives after which SQS moves a message to the dead-letter queue.
 JOBS_MAX_RECEIVE_COUNT = 5
+#: Non-key attributes the jobs table's stage-wide listing indexes copy
+#: (`chalicelib.storage.tables.LISTING_ATTRIBUTES` names the same).
+JOB_LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
 
 
-def _gsi(name: str, hash_key: str, range_key: str | None = None, projection: str = "ALL") -> Json:
+def _gsi(
+    name: str,
+    hash_key: str,
+    range_key: str | None = None,
+    projection: str = "ALL",
+    *,
+    include: list[str] | None = None,
+) -> Json:
+    """A global secondary index; `include` makes it an INCLUDE projection of those attributes."""
     schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
     if range_key:
         schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    if include:
+        return {
+            "IndexName": name,
+            "KeySchema": schema,
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(include)},
+        }
     return {"IndexName": name, "KeySchema": schema, "Projection": {"ProjectionType": projection}}
 
 
@@ -87,6 +104,11 @@ def tables(stage: str) -> dict[str, Json]:
         # counts; `by_correlation` serves correlation lookups; `due` (sparse)
         # holds jobs waiting in DynamoDB for a defer time or a long retry delay;
         # `dead_letters` (sparse) holds jobs whose message was dead-lettered.
+        # `by_status`, `by_action` and `by_resource` are stage-wide, newest
+        # `timestamp_ms` first, for the Synapse admin listing (docs/api-synapse.md):
+        # the first two spread each status or action over a few partitions
+        # (`<value>#<shard>`); all three copy only a job's summary, so writes of
+        # `args` or logs do not touch them.
         "jobs": _table(
             "jobs",
             stage,
@@ -103,6 +125,10 @@ def tables(stage: str) -> dict[str, Json]:
                 "due_ms": "N",
                 "dead_letter_key": "S",
                 "dead_lettered_ms": "N",
+                "status_shard": "S",
+                "action_shard": "S",
+                "resource_id": "S",
+                "timestamp_ms": "N",
             },
             indexes=[
                 _gsi("by_task", "task_id", "scheduled_ms"),
@@ -111,6 +137,9 @@ def tables(stage: str) -> dict[str, Json]:
                 _gsi("by_correlation", "project_correlation", "created_ms"),
                 _gsi("due", "due_shard", "due_ms"),
                 _gsi("dead_letters", "dead_letter_key", "dead_lettered_ms"),
+                _gsi("by_status", "status_shard", "timestamp_ms", include=JOB_LISTING_ATTRIBUTES),
+                _gsi("by_action", "action_shard", "timestamp_ms", include=JOB_LISTING_ATTRIBUTES),
+                _gsi("by_resource", "resource_id", "timestamp_ms", include=JOB_LISTING_ATTRIBUTES),
             ],
             ttl_attribute="expires_at_s",
         ),
@@ -192,10 +221,39 @@ def template(stage: str) -> Json:
     """The whole CloudFormation template for one stage."""
     resources: Json = {table_resource_id(name): res for name, res in tables(stage).items()}
     resources.update(queues(stage))
+    # The web console: static files served by S3 website hosting, which serves
+    # only what the public may read. The files hold no secret (a user types a
+    # token in; it stays in the browser tab), so the bucket allows public
+    # GetObject and nothing else; its CSP is a <meta> in every page
+    # (docs/console.md). `infra.deploy --console` uploads the build.
     resources["ConsoleBucket"] = {
         "Type": "AWS::S3::Bucket",
         "Properties": {
             "WebsiteConfiguration": {"IndexDocument": "index.html", "ErrorDocument": "index.html"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": False,
+                "RestrictPublicBuckets": False,
+            },
+        },
+    }
+    resources["ConsoleBucketPolicy"] = {
+        "Type": "AWS::S3::BucketPolicy",
+        "Properties": {
+            "Bucket": {"Ref": "ConsoleBucket"},
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "PublicReadOfTheConsole",
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": {"Fn::Sub": "${ConsoleBucket.Arn}/*"},
+                    }
+                ],
+            },
         },
     }
     resources["DeadLetterAlarm"] = {
@@ -220,6 +278,7 @@ def template(stage: str) -> Json:
         "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
         "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
         "ConsoleBucketName": {"Value": {"Ref": "ConsoleBucket"}},
+        "ConsoleUrl": {"Value": {"Fn::GetAtt": ["ConsoleBucket", "WebsiteURL"]}},
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from chalice.app import Blueprint, Request, Response
+from chalice.app import Blueprint, CORSConfig, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.auth import Principal
@@ -26,6 +26,7 @@ from chalicelib.errors import (
     from_pydantic,
 )
 from chalicelib.services import Services, services
+from chalicelib.settings import console_origin
 
 logger = logging.getLogger("tickwork.api")
 
@@ -40,6 +41,29 @@ CONTENT_TYPES = [
     "application/x-www-form-urlencoded",
     "text/plain",
 ]
+
+
+#: Request headers the console sends beyond those Chalice always allows
+#: (`Authorization`, `Content-Type`, ...).
+CORS_ALLOW_HEADERS = ("If-Match",)
+#: Seconds a browser may cache a preflight answer.
+CORS_MAX_AGE_S = 600
+
+
+def cors_config(origin: str | None) -> CORSConfig | None:
+    """CORS for the console's origin on `/v1` routes; None (no CORS) without one."""
+    if origin is None:
+        return None
+    return CORSConfig(
+        allow_origin=origin,
+        allow_headers=list(CORS_ALLOW_HEADERS),
+        max_age=CORS_MAX_AGE_S,
+    )
+
+
+#: Taken when the routes are registered: API Gateway's preflight (OPTIONS)
+#: answers are generated from each route's configuration at deploy time.
+CORS = cors_config(console_origin())
 
 
 class Surface(Protocol):
@@ -155,7 +179,9 @@ def endpoint(
                 return surface.render_error(TickworkError("internal error"), request)
 
         view.__name__ = fn.__name__
-        bp.route(path, methods=[method], content_types=CONTENT_TYPES)(view)
+        # Only the canonical API serves the console; the seed surfaces stay same-origin.
+        cors = CORS if path.startswith("/v1/") else None
+        bp.route(path, methods=[method], content_types=CONTENT_TYPES, cors=cors)(view)
         return fn
 
     return register

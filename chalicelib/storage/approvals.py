@@ -111,6 +111,7 @@ class ApprovalStore:
                 JobRecord.due_shard.remove(),
                 JobRecord.due_ms.remove(),
             ],
+            at=request.requested_at,
         )
         self._write(
             lambda tx: (
@@ -159,7 +160,9 @@ class ApprovalStore:
         actions.append(
             ApprovalRecord.reason.set(reason) if reason else ApprovalRecord.reason.remove()
         )
-        job_row, job_updates, job_condition = self._jobs.transition(stored, job_status, job_actions)
+        job_row, job_updates, job_condition = self._jobs.transition(
+            stored, job_status, job_actions, at=now
+        )
         self._write(
             lambda tx: (
                 tx.update(

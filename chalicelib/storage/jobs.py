@@ -22,6 +22,7 @@ from chalicelib.clock import from_ms, to_ms
 from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, Trigger, can_move
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed
+from chalicelib.storage.job_listing import action_shard, status_shard
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import JobRecord
 from chalicelib.task_model import Task
@@ -132,7 +133,12 @@ class JobStore:
     @staticmethod
     def _to_stored(r: JobRecord) -> StoredJob:
         status = JobStatus(r.status)
-        changed_ms = int(r.finished_ms or r.started_ms or r.enqueued_ms or r.created_ms)
+        if r.timestamp_ms is not None:
+            timestamp_ms = int(r.timestamp_ms)
+        elif status is JobStatus.SCHEDULED:  # rows written before it was stored
+            timestamp_ms = int(r.scheduled_ms)
+        else:
+            timestamp_ms = int(r.finished_ms or r.started_ms or r.enqueued_ms or r.created_ms)
         job = Job(
             id=r.id,
             project_id=r.project_id,
@@ -149,7 +155,7 @@ class JobStore:
             enqueued_at=from_ms(int(r.enqueued_ms)) if r.enqueued_ms else None,
             started_at=from_ms(int(r.started_ms)) if r.started_ms else None,
             finished_at=from_ms(int(r.finished_ms)) if r.finished_ms else None,
-            timestamp_ms=int(r.scheduled_ms) if status is JobStatus.SCHEDULED else changed_ms,
+            timestamp_ms=timestamp_ms,
             result=r.result,
             error=r.error,
             cancel_requested=bool(r.cancel_requested),
@@ -213,7 +219,9 @@ class JobStore:
         restarts: int = 0,
     ) -> JobRecord:
         """The row of a new job, for `create` or a transaction (put it under
-        `JobRecord.id.does_not_exist()`)."""
+        `JobRecord.id.does_not_exist()`). Its `timestamp_ms` is its fire time
+        if it is `scheduled`, else `now`."""
+        at = job.scheduled_for if job.status is JobStatus.SCHEDULED else now
         return JobRecord(
             id=job.id,
             project_id=job.project_id,
@@ -222,6 +230,9 @@ class JobStore:
             args=job.args,
             status=job.status.value,
             project_status=f"{job.project_id}#{job.status.value}",
+            timestamp_ms=to_ms(at),
+            status_shard=status_shard(job.id, job.status),
+            action_shard=action_shard(job.id, job.action),
             project_correlation=(
                 f"{job.project_id}#{job.correlation_id}" if job.correlation_id else None
             ),
@@ -254,11 +265,15 @@ class JobStore:
         new: JobStatus,
         actions: list[Any],
         *,
+        at: datetime,
         also: Condition | None = None,
     ) -> tuple[JobRecord, list[Any], Condition]:
         """The update that moves a job from the status (and attempt) the caller saw
         to `new`: (row key, actions, condition), to run alone or in a transaction.
-        StorageConflict if the transition table forbids the move."""
+        `at` becomes the job's `timestamp_ms`: when the move happens, or for a
+        move to `scheduled` the fire time the job then waits for (its new one
+        when the move sets one). StorageConflict if the transition table
+        forbids the move."""
         job = stored.job
         if not can_move(job.status, new):
             raise StorageConflict(f"{job.status} -> {new} is not allowed")
@@ -268,6 +283,10 @@ class JobStore:
         actions = [
             JobRecord.status.set(new.value),
             JobRecord.project_status.set(f"{job.project_id}#{new.value}"),
+            JobRecord.timestamp_ms.set(to_ms(at)),
+            JobRecord.status_shard.set(status_shard(job.id, new)),
+            # Rows older than the listing indexes join them on their next move.
+            JobRecord.action_shard.set(action_shard(job.id, job.action)),
             *actions,
         ]
         if new.terminal:
@@ -280,11 +299,12 @@ class JobStore:
         new: JobStatus,
         actions: list[Any],
         *,
+        at: datetime,
         also: Condition | None = None,
     ) -> JobRecord:
         """Change status from the one the caller saw (and at its attempt); returns
-        the row as written."""
-        record, actions, condition = self.transition(stored, new, actions, also=also)
+        the row as written. `at`: as `transition` says."""
+        record, actions, condition = self.transition(stored, new, actions, at=at, also=also)
         try:
             record.update(actions=actions, condition=condition)
         except UpdateError as exc:
@@ -313,6 +333,7 @@ class JobStore:
                 JobRecord.due_ms.set(to_ms(lease_until)),
                 JobRecord.due_shard.set(self.shard_of(job.id)),
             ],
+            at=now,
             also=also,
         )
         return self._to_stored(started)
@@ -338,6 +359,7 @@ class JobStore:
                 JobRecord.expires_at_s.set(expires),
                 JobRecord.lease_until_ms.remove(),
             ],
+            at=now,
         )
         self._ended(stored, outcome.status, now)
 
@@ -363,6 +385,7 @@ class JobStore:
                 JobRecord.log_truncated.set(log_truncated),
                 JobRecord.lease_until_ms.remove(),
             ],
+            at=at,
         )
 
     def end(
@@ -385,7 +408,7 @@ class JobStore:
                 JobRecord.dead_lettered_ms.set(to_ms(now)),
                 JobRecord.dead_letter_receives.set(dead_letter_receives),
             ]
-        self._move(stored, status, actions)
+        self._move(stored, status, actions, at=now)
         self._ended(stored, status, now)
 
     def end_actions(self, stored: StoredJob, *, now: datetime, error: str | None) -> list[Any]:
@@ -473,7 +496,12 @@ class JobStore:
             return
         # A conflict: it moved on meanwhile (started by a duplicate, cancelled).
         with contextlib.suppress(StorageConflict):
-            self._move(stored, JobStatus.SCHEDULED, [JobRecord.due_ms.set(to_ms(due_at))])
+            self._move(
+                stored,
+                JobStatus.SCHEDULED,
+                [JobRecord.due_ms.set(to_ms(due_at))],
+                at=stored.job.scheduled_for,
+            )
 
     def request_cancel(self, job_id: str) -> None:
         try:
@@ -593,3 +621,34 @@ class JobStore:
         )
         page = read_page(JobRecord, results, limit)
         return Page([self._to_stored(r).job for r in page.items], page.next_cursor)
+
+    # ------------------------------------------------------------ records (/v2)
+    def count_runs_of_task(self, task_id: str) -> int:
+        """How many jobs the task has (a COUNT Query of its `by_task` partition:
+        it returns no items, though DynamoDB still reads each one)."""
+        return int(JobRecord.by_task.count(task_id))
+
+    def runs_of_task_at(self, task_id: str, *, offset: int, limit: int) -> list[Job]:
+        """Up to `limit` of the task's jobs, newest fire time first, after skipping
+        the first `offset`. The skipped jobs are read with only their keys
+        projected (so their logs and results are not transferred) to find where
+        the page starts; then one Query reads the page itself."""
+        if limit <= 0:
+            return []
+        start = None
+        if offset > 0:
+            skipped = JobRecord.by_task.query(
+                task_id,
+                scan_index_forward=False,
+                limit=offset,
+                attributes_to_get=["id", "task_id", "scheduled_ms"],
+            )
+            if sum(1 for _ in skipped) < offset:
+                return []
+            start = skipped.last_evaluated_key
+            if start is None:  # the offset ends exactly at the last job
+                return []
+        results = JobRecord.by_task.query(
+            task_id, scan_index_forward=False, limit=limit, last_evaluated_key=start
+        )
+        return [self._to_stored(r).job for r in results]

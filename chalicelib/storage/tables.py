@@ -18,7 +18,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib.settings import Settings
@@ -149,6 +149,39 @@ class JobsDeadLetters(GlobalSecondaryIndex["JobRecord"]):
     dead_lettered_ms = NumberAttribute(range_key=True)
 
 
+#: What the stage-wide listing indexes copy besides their keys: a job's summary
+#: (`chalicelib.storage.jobs.JobSummary`) and what their filters read. Not
+#: `args` and `log`: a write that changes only those leaves these indexes alone.
+LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
+
+
+class JobsByStatus(GlobalSecondaryIndex["JobRecord"]):
+    class Meta:
+        index_name = "by_status"
+        projection = IncludeProjection(LISTING_ATTRIBUTES)
+
+    status_shard = UnicodeAttribute(hash_key=True)
+    timestamp_ms = NumberAttribute(range_key=True)
+
+
+class JobsByAction(GlobalSecondaryIndex["JobRecord"]):
+    class Meta:
+        index_name = "by_action"
+        projection = IncludeProjection(LISTING_ATTRIBUTES)
+
+    action_shard = UnicodeAttribute(hash_key=True)
+    timestamp_ms = NumberAttribute(range_key=True)
+
+
+class JobsByResource(GlobalSecondaryIndex["JobRecord"]):
+    class Meta:
+        index_name = "by_resource"
+        projection = IncludeProjection(LISTING_ATTRIBUTES)
+
+    resource_id = UnicodeAttribute(hash_key=True)
+    timestamp_ms = NumberAttribute(range_key=True)
+
+
 class JobRecord(Model):
     """One execution (DESIGN §5). Written by the engine and the queue API."""
 
@@ -167,6 +200,15 @@ class JobRecord(Model):
     project_correlation = UnicodeAttribute(null=True)
     correlation_id = UnicodeAttribute(null=True)
     resource_id = UnicodeAttribute(null=True)
+    # Fire time while `scheduled`, else when the status last changed (DESIGN §7
+    # job fields). Absent on rows written before it was stored: those stay out
+    # of the three indexes below until their next change of status.
+    timestamp_ms = NumberAttribute(null=True)
+    # `<status>#<shard>` and `<action>#<shard>` (shard: `listing_shard(id)`):
+    # stage-wide `by_status` and `by_action`, each value spread over a few
+    # partitions so that one busy status or action is not one hot partition.
+    status_shard = UnicodeAttribute(null=True)
+    action_shard = UnicodeAttribute(null=True)
     trigger = UnicodeAttribute()
     attempt = NumberAttribute(default=0)
     max_attempts = NumberAttribute(default=1)
@@ -216,6 +258,9 @@ class JobRecord(Model):
     by_correlation = JobsByCorrelation()
     due = JobsDue()
     dead_letters = JobsDeadLetters()
+    by_status = JobsByStatus()
+    by_action = JobsByAction()
+    by_resource = JobsByResource()
 
 
 # ---------------------------------------------------------------- approvals

@@ -16,6 +16,8 @@ DOCUMENTED = {
     ("get", "/v1/admin/tokens"),
     ("delete", "/v1/admin/tokens/{token_id}"),
     ("get", "/health"),
+    ("get", "/v1/schedules/preview"),
+    ("get", "/v1/me"),
 }
 
 
