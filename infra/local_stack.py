@@ -204,7 +204,11 @@ def main() -> int:
     say(f"Admin token (project {DEFAULT_PROJECT}): {secret}")
     say(f"Console: {base}/console/  (sign in with the admin token above)")
     say(f"Tickwork ready on {base}  (API {base}/v1, spec {base}/openapi.json)")
-    stop.wait()
+    # Wake up now and then: Linux may deliver Ctrl-C to another thread, and a
+    # main thread blocked in a lock without a timeout would never run the
+    # Python handler (seen as a stack that does not stop).
+    while not stop.wait(timeout=0.2):
+        pass
 
     say("Stopping...")
     server.shutdown()
