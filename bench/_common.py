@@ -301,3 +301,19 @@ class Stopwatch:
     def __exit__(self, *exc: object) -> None:
         self.wall_s = time.perf_counter() - self._wall
         self.cpu_s = time.process_time() - self._cpu
+
+
+# ---------------------------------------------------------------- processes and machine
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of any process so far (Linux /proc), like MotoProcess.cpu_seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_facts() -> str:
+    """One line: cores, Python, load average, for the head of a benchmark's report."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]} ({sys.implementation.name}); "
+        f"load average {load}"
+    )
