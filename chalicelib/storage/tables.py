@@ -150,7 +150,7 @@ class JobsDeadLetters(GlobalSecondaryIndex["JobRecord"]):
 
 
 #: What the stage-wide listing indexes copy besides their keys: a job's summary
-#: (`chalicelib.storage.jobs.JobSummary`) and what their filters read. Not
+#: (`chalicelib.storage.job_listing.JobSummary`) and what their filters read. Not
 #: `args` and `log`: a write that changes only those leaves these indexes alone.
 LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
 

@@ -116,7 +116,8 @@ def test_the_action_catalogue_lists_every_action_with_its_args_schema(
 
 
 def queue_job(services: Services, clock: FakeClock, n: int, **fields: object) -> Job:
-    """A job as a queue submission stores it (submission's own route comes later)."""
+    """A job stored directly, as a submission would store it (for read-side tests that
+    need fixed ids and statuses; submission itself: test_queue_submit.py)."""
     job = Job(
         id=f"job_test{n:03d}",
         project_id=str(fields.pop("project_id", "acme")),
