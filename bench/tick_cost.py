@@ -56,6 +56,7 @@ from bench._common import (
     quiet_logs,
     table,
 )
+from chalicelib.actions import registry
 from chalicelib.auth import Principal, Role
 from chalicelib.clock import ManualClock, SortableIds
 from chalicelib.services import Services
@@ -155,7 +156,9 @@ def run_size(size: int, due: int, counter: CallCounter, seed: int) -> SizeResult
                 PRINCIPAL, TaskSpec.model_validate({**later, "name": "witness"})
             )
             bulk_store = BulkTaskStore(settings)
-            bulk = TaskService(bulk_store, clock, ids, max_args_bytes=settings.max_args_bytes)
+            bulk = TaskService(
+                bulk_store, clock, ids, registry(settings), max_args_bytes=settings.max_args_bytes
+            )
             first_bulk = ""
             for i in range(size - due - 1):
                 spec = {**later, "name": f"later-{i:06d}", "schedule": later_schedule(rng)}

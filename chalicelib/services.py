@@ -83,7 +83,9 @@ class Services:
             clock=clock,
             ids=ids,
             tokens=TokenService(TokenStore(), clock, ids),
-            tasks=TaskService(task_store, clock, ids, max_args_bytes=settings.max_args_bytes),
+            tasks=TaskService(
+                task_store, clock, ids, registered, max_args_bytes=settings.max_args_bytes
+            ),
             runs=RunService(task_store, job_store, queue, clock, ids),
             tick=Tick(
                 task_store,

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from chalicelib.actions import Registry
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory
 from chalicelib.errors import (
@@ -97,15 +98,22 @@ def parse_if_match(value: str | None) -> int | None:
 
 class TaskService:
     def __init__(
-        self, store: TaskStore, clock: Clock, ids: IdFactory, *, max_args_bytes: int
+        self,
+        store: TaskStore,
+        clock: Clock,
+        ids: IdFactory,
+        actions: Registry,
+        *,
+        max_args_bytes: int,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
+        self._actions = actions
         self._max_args_bytes = max_args_bytes
 
     def create(self, principal: Principal, spec: TaskSpec) -> Task:
-        ensure_args_fit(spec.args, self._max_args_bytes)
+        self._check_action(spec)
         now = self._clock.now()
         self._refuse_past_once(spec, now)
         first = next_run(spec, after=now, anchor=now)
@@ -179,7 +187,7 @@ class TaskService:
             spec = TaskSpec.model_validate(document)
         except ValidationError as exc:
             raise from_pydantic(exc, "body") from exc
-        ensure_args_fit(spec.args, self._max_args_bytes)
+        self._check_action(spec)
         now = self._clock.now()
         before = current.spec()
         timing_changed = (spec.schedule, spec.timezone, spec.kind) != (
@@ -217,6 +225,12 @@ class TaskService:
                 "version": current.version + 1,
             }
         )
+
+    def _check_action(self, spec: TaskSpec) -> None:
+        """A task names a registered action with args it accepts, as a queue
+        submission must: otherwise every firing would fail (422, 413 when too big)."""
+        ensure_args_fit(spec.args, self._max_args_bytes)
+        self._actions.checked(spec.action, spec.args)
 
     @staticmethod
     def _refuse_past_once(spec: TaskSpec, now: datetime) -> None:

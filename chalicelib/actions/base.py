@@ -10,9 +10,10 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from chalicelib.clock import Clock
+from chalicelib.errors import ValidationFailed, from_pydantic
 from chalicelib.jobs import Job
 from chalicelib.settings import Settings
 
@@ -133,6 +134,22 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._actions)
+
+    def checked(self, name: str, args: dict[str, Any], *, location: str = "body") -> Action:
+        """The action `name`, once `args` are valid for it: what a queue submission
+        and a task (created or merge-patched) must name. ValidationFailed (422) at
+        `<location>.action` for an unknown action, at `<location>.args.<field>`
+        for arguments its model refuses."""
+        action = self.get(name)
+        if action is None:
+            raise ValidationFailed.at(
+                f"{location}.action", "is not a registered action (see GET /v1/queue/actions)", name
+            )
+        try:
+            action.args_model.model_validate(args)
+        except ValidationError as exc:
+            raise from_pydantic(exc, f"{location}.args") from None
+        return action
 
     def all(self) -> list[Action]:
         return [self._actions[name] for name in self.names()]

@@ -10,9 +10,12 @@ import pytest
 
 from infra.stack_process import ROOT, StackProcess, free_port
 
-__all__ = ["ADMIN_SECRET", "ROOT", "LocalStack", "free_port"]
+__all__ = ["ADMIN_SECRET", "HELD_RUN_S", "ROOT", "LocalStack", "free_port"]
 
 ADMIN_SECRET = "tw_e2e-admin-secret"
+#: Seconds of a `sleep` run that a test keeps running until it cancels it: far
+#: longer than any test waits on a loaded machine, within the default 300 s timeout.
+HELD_RUN_S = 280
 
 
 class LocalStack(StackProcess):

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_SECRET, LocalStack, free_port
+from tests.e2e.conftest import ADMIN_SECRET, HELD_RUN_S, LocalStack, free_port
 from tests.e2e.test_engine_e2e import parse, wait_for
 
 JOBS = "/v1/queue/jobs"
@@ -170,7 +170,7 @@ def test_cancel_before_and_during_a_run_and_retry_afterwards(member: httpx.Clien
     assert cancelled["status"] == "cancelled"
     assert member.post(f"{JOBS}/{waiting['id']}/cancel").status_code == 409
 
-    running = submit(member, action="sleep", args={"seconds": 60})
+    running = submit(member, action="sleep", args={"seconds": HELD_RUN_S})
     wait_for(lambda: job(member, running["id"])["status"] == "active")
     asked = member.post(f"{JOBS}/{running['id']}/cancel").json()
     assert (asked["status"], asked["cancel_requested"]) == ("active", True)

@@ -26,7 +26,7 @@ from huaweicloudsdkworkspace.v2 import (  # type: ignore[import-untyped]
     WorkspaceClient,
 )
 
-from tests.e2e.conftest import ADMIN_SECRET, LocalStack, free_port
+from tests.e2e.conftest import ADMIN_SECRET, HELD_RUN_S, LocalStack, free_port
 from tests.e2e.test_engine_e2e import parse, wait_for
 from tests.e2e.test_queue_e2e import token
 
@@ -66,11 +66,35 @@ def rival(stack: LocalStack, rival_secret: str) -> Iterator[httpx.Client]:
         yield client
 
 
+#: How far ahead `create_once_soon` puts its one-shot, and how often it tries.
+ONCE_AHEAD_S = 3
+ONCE_ATTEMPTS = 10
+
+
 def create(client: httpx.Client, **fields: Any) -> dict[str, Any]:
     made = client.post(TASKS, json={"action": "echo", "schedule": "0 0 1 1 *", **fields})
     assert made.status_code == 201, made.text
     found: dict[str, Any] = made.json()
     return found
+
+
+def create_once_soon(client: httpx.Client, **fields: Any) -> dict[str, Any]:
+    """A task whose `@once` fires a few seconds after the server receives it.
+
+    The time is taken just before each request, and a request that reached the
+    server after it (a loaded machine) is sent again with a later one: what the
+    test sees never depends on how fast the machine is.
+    """
+    for _ in range(ONCE_ATTEMPTS):
+        at = (datetime.now(UTC) + timedelta(seconds=ONCE_AHEAD_S)).replace(microsecond=0)
+        made = client.post(
+            TASKS, json={"action": "echo", "schedule": f"@once {at.isoformat()}", **fields}
+        )
+        if made.status_code == 201:
+            found: dict[str, Any] = made.json()
+            return found
+        assert made.status_code == 422 and "in the past" in made.text, made.text
+    raise AssertionError(f"no @once {ONCE_AHEAD_S} s ahead reached the server in time")
 
 
 def trigger(client: httpx.Client, task_id: str) -> dict[str, Any]:
@@ -220,7 +244,11 @@ def test_statuses_of_runs_that_fail_wait_run_are_skipped_or_cancelled(
     wait_for(statuses_become(member, held["id"], ["CANCELLED"]))
 
     sleeper = create(
-        member, name="records-sleep", action="sleep", args={"seconds": 60}, on_overlap="skip"
+        member,
+        name="records-sleep",
+        action="sleep",
+        args={"seconds": HELD_RUN_S},
+        on_overlap="skip",
     )
     running = trigger(member, sleeper["id"])
     wait_for(statuses_become(member, sleeper["id"], ["RUNNING"]))
@@ -236,18 +264,19 @@ def test_scheduled_type_of_the_schedules_own_firings(member: httpx.Client) -> No
     # Today and tomorrow (UTC), so a run near midnight still fires every second.
     weekdays = ",".join(str(int(d.strftime("%w"))) for d in (now, now + timedelta(days=1)))
     days = ",".join(str(d.day) for d in (now, now + timedelta(days=1)))
-    once = (now + timedelta(seconds=2)).replace(microsecond=0).isoformat()
     expected = {
         "* * * * * *": "DAY",
         f"* * * * * {weekdays}": "WEEK",
         f"* * * {days} * *": "MONTH",
         "@every 1s": "CUSTOM",
-        f"@once {once}": "FIXED_TIME",
     }
     tasks = {
         schedule: create(member, name=f"records-{kind}-{i}", schedule=schedule)
         for i, (schedule, kind) in enumerate(expected.items())
     }
+    once = create_once_soon(member, name="records-once")
+    expected[once["schedule"]] = "FIXED_TIME"
+    tasks[once["schedule"]] = once
 
     def fired(task_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = records(member, task_id)["tasks_records"]

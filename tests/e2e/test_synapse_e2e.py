@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_SECRET, LocalStack, free_port
+from tests.e2e.conftest import ADMIN_SECRET, HELD_RUN_S, LocalStack, free_port
 from tests.e2e.test_engine_e2e import parse, wait_for
 
 TASKS = "/_synapse/admin/v1/scheduled_tasks"
@@ -112,7 +112,7 @@ def jobs(north: httpx.Client, south: httpx.Client) -> Iterator[dict[str, dict[st
     made = {
         "s-done": submit(north, args={"k": 1}, resource_id="s-done"),
         "s-broken": submit(north, "fail", args={"message": "e2e boom"}, resource_id="s-broken"),
-        "s-running": submit(north, "sleep", args={"seconds": 120}, resource_id="s-running"),
+        "s-running": submit(north, "sleep", args={"seconds": HELD_RUN_S}, resource_id="s-running"),
         "s-later": submit(north, defer_by=3600, resource_id="s-later"),
         "s-held": submit(north, requires_approval=True, resource_id="s-held"),
         "s-cancelled": submit(south, defer_by=3600, resource_id="s-cancelled"),
