@@ -63,18 +63,39 @@ def next_run(spec: TaskSpec, *, after: datetime, anchor: datetime) -> datetime |
     )
 
 
-def upcoming_runs(task: Task, count: int = UPCOMING_COUNT) -> list[datetime]:
-    """`next_run_at` and the firings after it: what the tick will actually fire."""
-    if task.next_run_at is None or task.schedule is None or task.kind is Kind.SERVICE:
+def next_unstarted(task: Task, now: datetime) -> datetime | None:
+    """The task's next firing that has not started: what its views call `next_run_at`.
+
+    The stored `next_run_at` is the tick's bookmark: the tick hands firings to
+    SQS up to its lookahead early and moves the bookmark past them. A firing
+    handed over whose time is still ahead has not started (a job never starts
+    early), so the schedule's first fire time after `now` comes first when it
+    lies before the bookmark — computed, not read: it costs no request.
+    """
+    if not _fires(task):
+        return task.next_run_at  # disabled: null; a service: its start
+    assert task.schedule is not None
+    ahead = next_fire(
+        parse_schedule(task.schedule), parse_timezone(task.timezone), now, anchor=task.anchor_at
+    )
+    if ahead is not None and (task.next_run_at is None or ahead < task.next_run_at):
+        return ahead
+    return task.next_run_at
+
+
+def upcoming_runs(task: Task, now: datetime, count: int = UPCOMING_COUNT) -> list[datetime]:
+    """The next `count` firings that have not started (see `next_unstarted`)."""
+    first = next_unstarted(task, now)
+    if first is None or task.schedule is None or task.kind is Kind.SERVICE:
         return []
     later = upcoming(
         parse_schedule(task.schedule),
         parse_timezone(task.timezone),
-        task.next_run_at,
+        first,
         anchor=task.anchor_at,
         count=count - 1,
     )
-    return [task.next_run_at, *later]
+    return [first, *later]
 
 
 def refuse_past_once(schedule: str, timezone: str, now: datetime, *, location: str) -> None:

@@ -21,7 +21,7 @@ from chalicelib.auth import Principal
 from chalicelib.errors import PayloadTooLarge
 from chalicelib.storage.tasks import TaskFilter
 from chalicelib.task_model import Backoff, CatchUp, Kind, LogOnFull, OnOverlap, Restart, Task
-from chalicelib.tasks import TaskService
+from chalicelib.tasks import TaskService, next_unstarted
 
 bp = Blueprint(__name__)
 TAGS = ("Task catalogue",)
@@ -80,7 +80,7 @@ class TaskCatalogue(RootModel[list[CatalogueTask]]):
     """The caller's tasks ordered by name."""
 
 
-def catalogue_task(task: Task) -> CatalogueTask:
+def catalogue_task(task: Task, now: datetime) -> CatalogueTask:
     return CatalogueTask(
         name=task.name,
         description=task.description,
@@ -104,7 +104,7 @@ def catalogue_task(task: Task) -> CatalogueTask:
         instances=task.instances,
         log_max_size=task.log_max_size,
         log_on_full=task.log_on_full,
-        next_run_at=task.next_run_at,
+        next_run_at=next_unstarted(task, now),
     )
 
 
@@ -151,7 +151,8 @@ def project_tasks(
 )
 def list_catalogue(call: Call) -> TaskCatalogue:
     tasks = project_tasks(call.services.tasks, call.who, cap=MAX_CATALOGUE_TASKS)
-    return TaskCatalogue([catalogue_task(task) for task in tasks])
+    now = call.services.clock.now()
+    return TaskCatalogue([catalogue_task(task, now) for task in tasks])
 
 
 @endpoint(

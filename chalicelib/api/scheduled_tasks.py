@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Optional
 
 from chalice.app import Blueprint
@@ -12,7 +13,7 @@ from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint, json_response
 from chalicelib.storage.tasks import TaskFilter
 from chalicelib.task_model import Task, TaskDetailView, TaskSpec, TaskView
-from chalicelib.tasks import parse_if_match, upcoming_runs
+from chalicelib.tasks import next_unstarted, parse_if_match, upcoming_runs
 
 bp = Blueprint(__name__)
 TAGS = ("Scheduled tasks",)
@@ -44,13 +45,19 @@ TaskPatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
 _VIEW_FIELDS = set(TaskView.model_fields)
 
 
-def task_view(task: Task) -> TaskView:
-    return TaskView.model_validate(task.model_dump(include=_VIEW_FIELDS))
+def _fields(task: Task, now: datetime) -> dict[str, Any]:
+    # `next_run_at` as users mean it: the next firing that has not started.
+    return {**task.model_dump(include=_VIEW_FIELDS), "next_run_at": next_unstarted(task, now)}
 
 
-def _detail(task: Task, status: int = 200) -> Any:
+def task_view(task: Task, now: datetime) -> TaskView:
+    return TaskView.model_validate(_fields(task, now))
+
+
+def _detail(call: Call, task: Task, status: int = 200) -> Any:
+    now = call.services.clock.now()
     view = TaskDetailView.model_validate(
-        {**task.model_dump(include=_VIEW_FIELDS), "upcoming": upcoming_runs(task)}
+        {**_fields(task, now), "upcoming": upcoming_runs(task, now)}
     )
     return json_response(view, status, headers={"ETag": f'"{task.version}"'})
 
@@ -76,7 +83,8 @@ def list_tasks(call: Call) -> TaskList:
         where=TaskFilter(enabled=q.enabled, action=q.action, group=q.group),
     )
     return TaskList(
-        scheduled_tasks=[task_view(t) for t in page.items], next_cursor=page.next_cursor
+        scheduled_tasks=[task_view(t, call.services.clock.now()) for t in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -95,7 +103,7 @@ def list_tasks(call: Call) -> TaskList:
 def create_task(call: Call) -> Any:
     """Every field of DESIGN §4 may be given; omitted ones take their defaults."""
     task = call.services.tasks.create(call.who, call.body)
-    return _detail(call.services.tick.fire_soon(task), status=201)
+    return _detail(call, call.services.tick.fire_soon(task), status=201)
 
 
 @endpoint(
@@ -110,7 +118,7 @@ def create_task(call: Call) -> Any:
 )
 def get_task(call: Call) -> Any:
     """The task with `upcoming`, its next 5 fire times. `ETag` carries `version`."""
-    return _detail(call.services.tasks.get(call.who, call.path["task_id"]))
+    return _detail(call, call.services.tasks.get(call.who, call.path["task_id"]))
 
 
 @endpoint(
@@ -131,7 +139,7 @@ def patch_task(call: Call) -> Any:
     task = call.services.tasks.patch(
         call.who, call.path["task_id"], patch, parse_if_match(call.headers.get("if-match"))
     )
-    return _detail(call.services.tick.fire_soon(task))
+    return _detail(call, call.services.tick.fire_soon(task))
 
 
 @endpoint(
