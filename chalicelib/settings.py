@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+#: Logical names of Tickwork's tables (`infra/resources.py` defines them; a test
+#: checks the two agree).
+TABLES = ("tasks", "jobs", "approvals", "tokens", "metrics", "uniques")
 #: The LLM back ends `trigger_ai` can ask (DESIGN §6).
 AI_PROVIDERS = ("bedrock", "openai")
 #: A web origin: scheme, host and optional port.
@@ -47,6 +50,10 @@ class Settings:
     #: Networks `http_request` may reach although they are not public (CIDRs,
     #: e.g. "127.0.0.0/8"). Empty: only public addresses (the SSRF guard).
     http_allow_networks: tuple[str, ...] = ()
+    #: Single destinations `http_request` may reach although they are not
+    #: public, as (host, port): a service on this machine, say. Never the
+    #: embedded AWS's port, whatever is listed.
+    http_allow: tuple[tuple[str, int], ...] = ()
     #: Matrix client-server API of `send_message`: base URL and access token.
     matrix_homeserver: str | None = None
     matrix_access_token: str | None = None
@@ -81,6 +88,13 @@ class Settings:
         """Physical DynamoDB table name of a logical table (`tasks`, `jobs`, ...)."""
         return f"tickwork-{self.stage}-{logical}"
 
+    @staticmethod
+    def is_own_table(name: str) -> bool:
+        """Whether `name` is one of Tickwork's own tables, of any stage: they hold
+        every project's args, results, logs and token hashes."""
+        stage_part, _, logical = name.rpartition("-")
+        return stage_part.startswith("tickwork-") and logical in TABLES
+
     def queue_name(self, logical: str) -> str:
         """Physical SQS queue name (`jobs`, `jobs-dlq`)."""
         return f"tickwork-{self.stage}-{logical}"
@@ -100,6 +114,7 @@ class Settings:
             due_shards=int(env.get("TICKWORK_DUE_SHARDS", cls.due_shards)),
             lookahead_s=float(env.get("TICKWORK_LOOKAHEAD_SECONDS", cls.lookahead_s)),
             http_allow_networks=_networks(env.get("TICKWORK_HTTP_ALLOW_NETWORKS", "")),
+            http_allow=host_ports(env.get("TICKWORK_HTTP_ALLOW", "")),
             matrix_homeserver=env.get("TICKWORK_MATRIX_HOMESERVER") or None,
             matrix_access_token=env.get("TICKWORK_MATRIX_ACCESS_TOKEN") or None,
             room_webhooks=_room_webhooks(env.get("TICKWORK_ROOM_WEBHOOKS", "")),
@@ -151,6 +166,21 @@ def _networks(text: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise ValueError(f"TICKWORK_HTTP_ALLOW_NETWORKS: {exc}") from exc
     return _names(text)
+
+
+def host_ports(text: str) -> tuple[tuple[str, int], ...]:
+    """`TICKWORK_HTTP_ALLOW`: comma-separated `host:port` entries (`[::1]:8080` for
+    IPv6), host names lower-cased; checked now so a typo stops the start."""
+    found: list[tuple[str, int]] = []
+    for entry in _names(text):
+        host, sep, port = entry.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]").lower()
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"TICKWORK_HTTP_ALLOW: {entry!r} is not host:port (e.g. 127.0.0.1:8080)"
+            )
+        found.append((host, int(port)))
+    return tuple(found)
 
 
 def _room_webhooks(text: str) -> tuple[tuple[str, str], ...]:

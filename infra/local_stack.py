@@ -13,6 +13,8 @@ Settings (environment):
   TICKWORK_SNAPSHOT_SECONDS  how often written data is saved (2)
   TICKWORK_TICK_SECONDS   tick period of the scheduler (5; used by the engine)
   TICKWORK_WORKERS        executor workers (4; used by the engine)
+  TICKWORK_HTTP_ALLOW     host:port destinations on this machine `http_request` may
+                          call (default: this stack's own API port)
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ from infra.local import provision, restore, snapshot
 STAGE = "local"
 #: How long Ctrl-C waits for the tick, workers and snapshots before the last snapshot.
 STOP_GRACE_S = 15.0
-#: What `http_request` may call on the local stack besides public addresses.
-LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+#: Names of this machine under which `http_request` may call the stack's own API.
+OWN_API_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,10 @@ def main() -> int:
         aws_endpoint_url=aws.endpoint_url,
         # The tick fires what is due before its next run, and a little more.
         lookahead_s=config.tick_s * 2 + 1,
-        # http_request may call services on this machine (DESIGN §6), unless
-        # TICKWORK_HTTP_ALLOW_NETWORKS says otherwise.
-        http_allow_networks=from_env.http_allow_networks or LOOPBACK_NETWORKS,
+        # On this machine http_request may call the stack's own API, or the
+        # host:port destinations TICKWORK_HTTP_ALLOW lists instead; never the
+        # embedded AWS (chalicelib/actions/netguard.py).
+        http_allow=from_env.http_allow or tuple((host, config.port) for host in OWN_API_HOSTS),
     )
     current = Services.build(settings)
     services_module.use(current)
@@ -203,6 +206,8 @@ def main() -> int:
     base = f"http://{config.host}:{config.port}"
     say(f"Admin token (project {DEFAULT_PROJECT}): {secret}")
     say(f"Console: {base}/console/  (sign in with the admin token above)")
+    # For aws-cli or boto3 by hand; no action may call it (chalicelib/actions/netguard.py).
+    say(f"Embedded AWS (moto): {aws.endpoint_url}")
     say(f"Tickwork ready on {base}  (API {base}/v1, spec {base}/openapi.json)")
     # Wake up now and then: Linux may deliver Ctrl-C to another thread, and a
     # main thread blocked in a lock without a timeout would never run the

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.actions import aws
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
+from chalicelib.actions.netguard import AddressPolicy
 from chalicelib.actions.rooms import post_to_room
 from chalicelib.actions.transport import send, shown, time_left_s
 
@@ -77,6 +78,7 @@ def ask_openai(ctx: ActionContext, prompt: str, model: str, max_tokens: int) -> 
         body=json.dumps(request).encode(),
         timeout_s=time_left_s(ctx.deadline, ctx.clock.now()),
         max_body_bytes=MAX_COMPLETION_BYTES,
+        policy=AddressPolicy.for_operator(ctx.settings),
     )
     if response.status != 200:
         raise ActionFailed(

@@ -116,7 +116,7 @@ def _charset(response: Response) -> str | None:
 
 def http_request(ctx: ActionContext, args: HttpRequestArgs) -> Any:
     body, headers = encode_body(args.body, args.headers)
-    policy = AddressPolicy.from_cidrs(ctx.settings.http_allow_networks)
+    policy = AddressPolicy.for_jobs(ctx.settings)
     response = send(
         args.method,
         args.url,

@@ -6,7 +6,15 @@ operator's network (a Lambda in a VPC, the instance metadata service at
 address it resolves to must be public; the connection is then made to the
 address that was checked, not to a second DNS answer (no rebinding between
 check and use). Operators open networks on purpose with
-`TICKWORK_HTTP_ALLOW_NETWORKS`; the local stack opens loopback.
+`TICKWORK_HTTP_ALLOW_NETWORKS`, and single destinations such as a service on
+this machine with `TICKWORK_HTTP_ALLOW` (`host:port` entries); the local stack
+opens its own API port.
+
+Whatever is allowed, no action calls the embedded AWS (the local stack's
+moto): its DynamoDB holds every project's jobs and tokens, so a job that could
+POST to it could read them or mint itself an admin token. Its port is refused
+on every loopback address, for operator-configured destinations (Matrix,
+webhooks, an LLM endpoint) too.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from chalicelib.actions.base import ActionFailed
+from chalicelib.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -68,17 +78,48 @@ def refusal_reason(ip: IPAddress) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
+def _on_this_machine(ip: IPAddress) -> bool:
+    """Whether a connection to `ip` stays on this machine (0.0.0.0 reaches it too)."""
+    inner = embedded_ipv4(ip) or ip
+    return inner.is_loopback or inner.is_unspecified
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Public addresses, plus the networks the operator allowed."""
+    """Public addresses, plus the networks and `host:port` destinations the
+    operator allowed, never the embedded AWS's port."""
 
     allowed: tuple[IPNetwork, ...] = ()
+    #: Single destinations opened although not public: (host name or IP, port).
+    endpoints: tuple[tuple[str, int], ...] = ()
+    #: Ports on this machine that nothing may call, whatever is allowed (the
+    #: embedded AWS's): (its host, its port).
+    refused: tuple[tuple[str, int], ...] = ()
+    #: False for destinations the operator configured (Matrix, webhooks, an LLM
+    #: endpoint): only `refused` applies to them.
+    public_only: bool = True
     #: How host names are resolved (tests give their own DNS).
     resolver: Resolver = field(default=socket.getaddrinfo, compare=False)
 
     @classmethod
     def from_cidrs(cls, cidrs: Iterable[str]) -> AddressPolicy:
         return cls(tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs))
+
+    @classmethod
+    def for_jobs(cls, settings: Settings) -> AddressPolicy:
+        """What a job's own URL may reach (`http_request`)."""
+        return cls(
+            allowed=tuple(
+                ipaddress.ip_network(cidr, strict=False) for cidr in settings.http_allow_networks
+            ),
+            endpoints=settings.http_allow,
+            refused=_embedded_aws(settings),
+        )
+
+    @classmethod
+    def for_operator(cls, settings: Settings) -> AddressPolicy:
+        """What the operator's own destinations may reach: anything but the embedded AWS."""
+        return cls(refused=_embedded_aws(settings), public_only=False)
 
     def is_allowed(self, ip: IPAddress) -> bool:
         candidates = [ip]
@@ -87,14 +128,47 @@ class AddressPolicy:
             candidates.append(inner)
         return any(candidate in network for candidate in candidates for network in self.allowed)
 
-    def check(self, ip: IPAddress) -> None:
-        """Raises AddressRefused unless `ip` may be called."""
-        reason = refusal_reason(ip)
-        if reason is not None and not self.is_allowed(ip):
+    def check(self, ip: IPAddress, port: int | None = None, host: str = "") -> None:
+        """Raises AddressRefused unless `ip` (at `port`, named `host` in the URL)
+        may be called."""
+        if port is not None and self._refused(ip, port):
             raise AddressRefused(
-                f"refused to call {ip}: {reason} address (the operator can allow it "
-                "with TICKWORK_HTTP_ALLOW_NETWORKS)"
+                f"refused to call {ip}:{port}: the embedded AWS's port, which no action may call"
             )
+        if not self.public_only:
+            return
+        reason = refusal_reason(ip)
+        if reason is None or self.is_allowed(ip):
+            return
+        if port is not None and self._listed(ip, port, host):
+            return
+        raise AddressRefused(
+            f"refused to call {ip}: {reason} address (the operator can allow it with "
+            "TICKWORK_HTTP_ALLOW_NETWORKS, or one host:port with TICKWORK_HTTP_ALLOW)"
+        )
+
+    def _refused(self, ip: IPAddress, port: int) -> bool:
+        for host, refused_port in self.refused:
+            if port == refused_port and (_on_this_machine(ip) or str(ip) == host):
+                return True
+        return False
+
+    def _listed(self, ip: IPAddress, port: int, host: str) -> bool:
+        for name, listed_port in self.endpoints:
+            if listed_port != port:
+                continue
+            if name == host.lower() or name == str(ip):
+                return True
+            if ip in self._addresses(name, port):
+                return True
+        return False
+
+    def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        try:
+            infos = self.resolver(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return []
+        return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
     def resolve(self, host: str, port: int) -> str:
         """The address to connect to for `host`: every address it resolves to
@@ -107,5 +181,14 @@ class AddressPolicy:
         if not addresses:
             raise ActionFailed(f"cannot resolve {host!r}: no address")
         for address in addresses:
-            self.check(address)
+            self.check(address, port, host)
         return str(addresses[0])
+
+
+def _embedded_aws(settings: Settings) -> tuple[tuple[str, int], ...]:
+    """The embedded AWS's (host, port), from its endpoint URL; none in AWS."""
+    if not settings.aws_endpoint_url:
+        return ()
+    parts = urlsplit(settings.aws_endpoint_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return (((parts.hostname or "").lower(), port),)

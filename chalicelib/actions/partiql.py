@@ -16,6 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from chalicelib.actions.base import ActionFailed
+from chalicelib.settings import Settings
 
 _TOKEN = re.compile(
     r"""
@@ -118,6 +119,9 @@ def check_select(statement: str, allowed_tables: Collection[str]) -> Select:
         index, at = _name(found, at + 1)
     if at < len(found) and found[at].word not in AFTER_TARGET:
         raise QueryRefused(f"refused: unexpected {found[at].text!r} after the table name")
+    if Settings.is_own_table(table):
+        # Whatever TICKWORK_QUERY_TABLES says: they hold every project's data.
+        raise QueryRefused(f"refused: table {table!r} is one of Tickwork's own tables")
     if table not in allowed_tables:
         raise QueryRefused(
             f"refused: table {table!r} is not in the allowed tables (TICKWORK_QUERY_TABLES)"

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
+from chalicelib.actions.netguard import AddressPolicy
 from chalicelib.actions.transport import Response, send, shown, time_left_s
 from chalicelib.jobs import Job
 
@@ -120,7 +121,8 @@ def _post_matrix(ctx: ActionContext, room_id: str, event: dict[str, Any]) -> dic
 def _exchange(
     ctx: ActionContext, method: str, url: str, payload: Any, headers: dict[str, str]
 ) -> Response:
-    # The homeserver and webhooks are the operator's, not a job's: no SSRF guard.
+    # The homeserver and webhooks are the operator's, not a job's: no SSRF guard,
+    # but never the embedded AWS.
     body = None if payload is None else json.dumps(payload).encode()
     if body is not None:
         headers = {**headers, "Content-Type": "application/json"}
@@ -131,6 +133,7 @@ def _exchange(
         body=body,
         timeout_s=time_left_s(ctx.deadline, ctx.clock.now()),
         max_body_bytes=MAX_ANSWER_BYTES,
+        policy=AddressPolicy.for_operator(ctx.settings),
     )
 
 
