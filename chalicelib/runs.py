@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
@@ -11,7 +11,7 @@ from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus, Trigger
 from chalicelib.messaging import JobQueue, delay_until
-from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
+from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
 from chalicelib.storage.pages import Page
 from chalicelib.storage.tasks import TaskStore
@@ -19,6 +19,28 @@ from chalicelib.task_model import Task
 
 #: Most firings one backfill may create (DESIGN §7).
 MAX_BACKFILL = 1000
+
+
+#: Backfills cover fire times from the Unix epoch on (`timestamp_ms` is never negative).
+EARLIEST_BACKFILL = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _in_range(location: str, instant: datetime) -> datetime:
+    """`instant` in UTC, or 422 at `location` when it is before the epoch or
+    outside what a datetime can hold in UTC (e.g. `0001-01-01T00:00:00+01:00`)."""
+    try:
+        utc = instant.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed.at(location, "is out of range", instant.isoformat()) from None
+    if utc < EARLIEST_BACKFILL:
+        raise ValidationFailed.at(
+            location, f"must not be before {EARLIEST_BACKFILL.isoformat()}", instant.isoformat()
+        )
+    if utc >= LATEST_INSTANT:
+        raise ValidationFailed.at(
+            location, f"must be before {LATEST_INSTANT.isoformat()}", instant.isoformat()
+        )
+    return utc
 
 
 class RunService:
@@ -75,24 +97,32 @@ class RunService:
     ) -> list[Job]:
         """One job per fire time in [start, end), oldest first, at most MAX_BACKFILL."""
         task = self._task(principal, task_id)
+        start, end = _in_range("body.start", start), _in_range("body.end", end)
         if end <= start:
             raise ValidationFailed.at("body.end", "must be after start", end.isoformat())
         if task.schedule is None:
             raise ValidationFailed.at("body", "a task without a schedule has no fire times")
         times: list[datetime] = []
-        for at in fire_times(
+        firings = fire_times(
             parse_schedule(task.schedule),
             parse_timezone(task.timezone),
             start - timedelta(microseconds=1),
             anchor=task.anchor_at,
-        ):
-            if at >= end:
-                break
-            if len(times) == MAX_BACKFILL:
-                raise ValidationFailed.at(
-                    "body.end", f"the range holds more than {MAX_BACKFILL} fire times"
-                )
-            times.append(at)
+        )
+        try:
+            for at in firings:
+                if at >= end:
+                    break
+                if len(times) == MAX_BACKFILL:
+                    raise ValidationFailed.at(
+                        "body.end", f"the range holds more than {MAX_BACKFILL} fire times"
+                    )
+                times.append(at)
+        except (OverflowError, ValueError):
+            # The fire time after `end` is past the year 9999 (`0 0 29 2 *` skips years).
+            raise ValidationFailed.at(
+                "body.end", "is too late for this schedule", end.isoformat()
+            ) from None
         jobs = []
         for at in times:
             # Past fire times run now, oldest first; the ids make a repeated backfill a no-op.

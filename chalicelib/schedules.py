@@ -77,6 +77,9 @@ _MAX_EVERY_S = 365 * 24 * 3600  # keeps anchor + k*d far from datetime overflow
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
+#: Instants users give (an `@once`, a backfill's range) are before this: timeouts,
+#: retries and retention add up to a year to a fire time, and that stays in range.
+LATEST_INSTANT = datetime(9998, 1, 1, tzinfo=UTC)
 # A fixed, leap-year start for the "never fires" probe, so parsing never reads the clock.
 _PROBE_START = datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None)
 # Zone names are letters, digits, '_', '+', '-' separated by '/'; no dots keeps paths out.
@@ -158,9 +161,14 @@ def _parse_once(token: str) -> datetime:
         raise ScheduleError(f"@once time {token!r} must be whole seconds")
     try:
         # fromisoformat in 3.11 accepts 'Z' but not lower-case 't'/'z', which RFC 3339 allows.
-        return datetime.fromisoformat(token.upper()).astimezone(UTC)
+        instant = datetime.fromisoformat(token.upper()).astimezone(UTC)
     except ValueError as exc:
         raise ScheduleError(f"invalid @once time {token!r}: {exc}") from exc
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-23:59 is past datetime's range
+        raise ScheduleError(f"@once time {token!r} is out of range") from exc
+    if instant >= LATEST_INSTANT:
+        raise ScheduleError(f"@once time {token!r} must be before {LATEST_INSTANT.isoformat()}")
+    return instant
 
 
 def _parse_cron(expr: str) -> Schedule:

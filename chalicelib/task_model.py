@@ -7,12 +7,14 @@ validates `POST /v1/scheduled-tasks` bodies and merge-patched documents alike.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -62,13 +64,36 @@ class LogOnFull(StrEnum):
     KILL_TASK = "kill_task"
 
 
+#: The precision of every duration: one millisecond.
+DURATION_STEP_S = 0.001
+
+
 def _seconds_out(value: float) -> int | float:
     # Durations are JSON numbers; whole seconds print as integers (60, not 60.0).
     return int(value) if float(value).is_integer() else value
 
 
-#: A duration in seconds (DESIGN §4: durations in /v1 are seconds).
-Seconds = Annotated[float, PlainSerializer(_seconds_out, return_type=int | float)]
+def _whole_ms(value: float) -> float:
+    # DynamoDB numbers span 1e-130 to 1e126 and a timer cannot tell a microsecond
+    # apart: a duration is whole milliseconds (0.25 yes, 0.0005 and 1e-300 no).
+    if abs(value) >= 2**53 / 1000:
+        return value  # far past every duration's bound, which refuses it
+    ms = round(value * 1000)
+    if not math.isclose(value * 1000, ms, rel_tol=1e-9, abs_tol=0):
+        raise PydanticCustomError(
+            "whole_milliseconds", "must be whole milliseconds (at most 3 decimal places)"
+        )
+    return ms / 1000
+
+
+#: A duration in seconds (DESIGN §4: durations in /v1 are seconds), finite and in
+#: whole milliseconds; the JSON Schema says so with `multipleOf: 0.001`.
+Seconds = Annotated[
+    float,
+    Field(allow_inf_nan=False, json_schema_extra={"multipleOf": DURATION_STEP_S}),
+    AfterValidator(_whole_ms),
+    PlainSerializer(_seconds_out, return_type=int | float),
+]
 
 ONE_DAY_S = 86_400
 #: Largest accepted duration of any policy: one year.

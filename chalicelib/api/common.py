@@ -9,4 +9,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(50, ge=1, le=200, description="Items per page.")
-    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+    # Empty filters and cursors are refused (422), never sent to DynamoDB as empty keys.
+    cursor: str | None = Field(
+        None, min_length=1, description="`next_cursor` of the previous page."
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from chalicelib.api.routing import ROUTES, Route
+from chalicelib.api.routing import ROUTES, Route, body_optional
 
 VERSION = "0.1.0"
 _REF = "#/components/schemas/{model}"
@@ -30,6 +30,24 @@ _REASONS = {
     413: "Payload too large",
     422: "Validation failed",
 }
+
+
+#: JSON Schema's names for the bounds pydantic leaves under its own names when a
+#: constrained number also has a validator (e.g. `Seconds | None` with `gt=0`).
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _standard_bounds(node: Any) -> Any:
+    """`node` with pydantic's `gt`/`ge`/`lt`/`le` renamed to JSON Schema keywords."""
+    if isinstance(node, list):
+        return [_standard_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    numeric = node.get("type") in ("number", "integer")
+    return {
+        (_BOUNDS[key] if numeric and key in _BOUNDS else key): _standard_bounds(value)
+        for key, value in node.items()
+    }
 
 
 def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
@@ -52,7 +70,7 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         for name in re.findall(r"{(\w+)}", route.path)
     ]
     if route.query is not None:
-        schema = route.query.model_json_schema(ref_template=_REF)
+        schema = _standard_bounds(route.query.model_json_schema(ref_template=_REF))
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
             description = prop.pop("description", None)
@@ -75,6 +93,7 @@ def _operation_id(route: Route) -> str:
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every registered route."""
     refs, defs = models_json_schema(_models(), ref_template=_REF)
+    defs = _standard_bounds(defs)
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         responses: dict[str, Any] = {}
@@ -107,7 +126,8 @@ def document() -> dict[str, Any]:
             if route.method == "PATCH":
                 media.insert(0, "application/merge-patch+json")
             operation["requestBody"] = {
-                "required": True,
+                # A body whose fields are all optional may be left out (`{}`).
+                "required": not body_optional(route.body),
                 "content": {m: {"schema": refs[(route.body, "validation")]} for m in media},
             }
         operation["security"] = (

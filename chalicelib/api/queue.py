@@ -39,9 +39,11 @@ class ActionList(BaseModel):
 
 class JobListQuery(ListQuery):
     status: JobStatus | None = Field(None, description="Only jobs in this status.")
-    action: str | None = Field(None, description="Only jobs of this action.")
-    task_id: str | None = Field(None, description="Only runs of this scheduled task.")
-    correlation_id: str | None = Field(None, description="Only jobs with this correlation id.")
+    action: str | None = Field(None, min_length=1, description="Only jobs of this action.")
+    task_id: str | None = Field(None, min_length=1, description="Only runs of this scheduled task.")
+    correlation_id: str | None = Field(
+        None, min_length=1, description="Only jobs with this correlation id."
+    )
 
 
 class JobList(BaseModel):
@@ -161,7 +163,11 @@ class ResultQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     wait: float = Field(
-        0, ge=0, le=MAX_RESULT_WAIT_S, description="Seconds to wait for the job to end."
+        0,
+        ge=0,
+        le=MAX_RESULT_WAIT_S,
+        allow_inf_nan=False,
+        description="Seconds to wait for the job to end.",
     )
 
 

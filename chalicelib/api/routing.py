@@ -222,15 +222,36 @@ def _parse_body(route: Route, request: Request, current: Services) -> Any:
             f"request body is {len(raw)} bytes; the limit is {current.settings.max_body_bytes}"
         )
     if not raw.strip():
-        raise BadRequest("request body is empty; send a JSON object")
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+        if not body_optional(route.body):
+            raise BadRequest("request body is empty; send a JSON object")
+        document: Any = {}
+    else:
+        document = parse_json(raw)
     try:
         return route.body.model_validate(document)
     except ValidationError as exc:
         raise from_pydantic(exc, "body") from None
+
+
+def body_optional(model: type[BaseModel]) -> bool:
+    """Whether a request may omit its body: `model` has no required field, so an
+    empty body means `{}` (`approve`, `reject`, `redrive`)."""
+    return not any(info.is_required() for info in model.model_fields.values())
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A request body as JSON, or BadRequest (400) for anything that is not JSON
+    (`NaN`, `Infinity`) or nests too deeply to parse."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
 
 
 def _parse_query(route: Route, request: Request) -> Any:

@@ -21,8 +21,8 @@ TAGS = ("Scheduled tasks",)
 
 class TaskListQuery(ListQuery):
     enabled: bool | None = Field(None, description="Only enabled (true) or disabled (false) tasks.")
-    action: str | None = Field(None, description="Only tasks running this action.")
-    group: str | None = Field(None, description="Only tasks of this group.")
+    action: str | None = Field(None, min_length=1, description="Only tasks running this action.")
+    group: str | None = Field(None, min_length=1, description="Only tasks of this group.")
 
 
 class TaskList(BaseModel):
