@@ -29,6 +29,15 @@ class ApprovalRequest(BaseModel):
     expires_at: datetime = Field(
         description="Undecided by then, it expires and its job is rejected."
     )
+    requested_by: str | None = Field(
+        None,
+        description=(
+            "Who asked for the run, as `<name> (<token id>)`: the submitting token of a "
+            "queue job, the token that triggered or backfilled a task's run, else the "
+            "token that last created or changed the task (cron, catch-up, restart). "
+            "Null for runs recorded before it was kept."
+        ),
+    )
     decided_at: datetime | None = None
     decided_by: str | None = Field(
         None, description="The deciding token as `<name> (<token id>)`; null when it expired."
@@ -38,6 +47,13 @@ class ApprovalRequest(BaseModel):
     )
 
 
+def token_label(name: str, token_id: str) -> str:
+    """How a request names a token (`requested_by`, `decided_by`): its name and id."""
+    return f"{name} ({token_id})"
+
+
 def approval_request_id(job_id: str) -> str:
-    """The one request a job can have: holding a job twice makes one request."""
-    return f"apr_{job_id}"
+    """The one request a job can have: holding a job twice makes one request.
+    The id goes into URL paths, so a user job key's `/` becomes `~`, which no
+    project id, job id or Tickwork-made id contains: still one id per job."""
+    return f"apr_{job_id.replace('/', '~')}"

@@ -14,10 +14,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.actions import Registry
-from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_request_id
+from chalicelib.approval_model import (
+    ApprovalRequest,
+    ApprovalStatus,
+    approval_request_id,
+    token_label,
+)
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, to_ms
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus
@@ -27,13 +32,14 @@ from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, StoredJob
 from chalicelib.storage.pages import Page
 from chalicelib.storage.tables import JobRecord
+from chalicelib.storage.tasks import TaskStore
 
 logger = logging.getLogger("tickwork.approvals")
 
 
 def decided_by(principal: Principal) -> str:
     """How a request records who decided it: the token's name and id."""
-    return f"{principal.name} ({principal.token_id})"
+    return token_label(principal.name, principal.token_id)
 
 
 class ApprovalService:
@@ -45,11 +51,16 @@ class ApprovalService:
         actions: Registry,
         clock: Clock,
         *,
+        tasks: TaskStore,
         ttl_s: float,
         approval_actions: tuple[str, ...] | None,
+        approval_self: str = "allow",
     ) -> None:
         self._approvals = approvals
         self._jobs = jobs
+        self._tasks = tasks
+        #: TICKWORK_APPROVAL_SELF: whether a run's asker may decide its request.
+        self._self_may_decide = approval_self == "allow"
         self._queue = queue
         self._actions = actions
         self._clock = clock
@@ -83,6 +94,7 @@ class ApprovalService:
             args=job.args,
             status=ApprovalStatus.PENDING,
             requested_at=now,
+            requested_by=job.requested_by,
             expires_at=now + self._ttl,
         )
 
@@ -123,7 +135,8 @@ class ApprovalService:
     def approve(
         self, principal: Principal, request_id: str, comment: str | None
     ) -> ApprovalRequest:
-        """Approve: the job is queued and runs. A decided request answers 409."""
+        """Approve: the job is queued and runs. A decided request answers 409;
+        403 under the four-eyes rule (`may_decide`)."""
         request, stored = self._pending(principal, request_id)
         now = self._clock.now()
         self._settle(
@@ -150,7 +163,8 @@ class ApprovalService:
         return self.get(principal, request_id)
 
     def reject(self, principal: Principal, request_id: str, reason: str | None) -> ApprovalRequest:
-        """Reject: the job ends `rejected` with the reason. A decided request answers 409."""
+        """Reject: the job ends `rejected` with the reason. A decided request answers
+        409; 403 under the four-eyes rule (`may_decide`)."""
         request, stored = self._pending(principal, request_id)
         self._settle(
             request,
@@ -217,8 +231,32 @@ class ApprovalService:
             return False  # decided meanwhile
         return True
 
+    def may_decide(self, principal: Principal, stored: StoredJob | None) -> bool:
+        """The four-eyes rule (TICKWORK_APPROVAL_SELF=deny): neither the token that
+        asked for the run nor the one that last changed the task whose run it is
+        (as the task is now) may decide it. Withdrawing (cancelling) is no decision."""
+        if self._self_may_decide or stored is None:
+            return True
+        job = stored.job
+        barred = {job.requested_by_token}
+        if job.task_id is not None:
+            task = self._tasks.get(job.task_id)
+            if task is not None:
+                barred.add(task.changed_by_token)
+        return principal.token_id not in barred
+
     def _pending(self, principal: Principal, request_id: str) -> tuple[ApprovalRequest, StoredJob]:
+        """The request to decide and its job, after the checks every decision
+        makes, in this order: 404 (another project's), 403 (four eyes: nothing
+        is written), 409 (decided, expired — an overdue request is expired on
+        the way —, or its job moved on)."""
         request = self.get(principal, request_id)
+        stored = self._jobs.get(request.job_id)
+        if not self.may_decide(principal, stored):
+            raise Forbidden(
+                "with TICKWORK_APPROVAL_SELF=deny a token cannot decide a run it asked "
+                "for, or a run of a task it last changed: another token of the project must"
+            )
         if request.status is not ApprovalStatus.PENDING:
             raise Conflict(
                 f"approval request '{request_id}' was already decided ({request.status})"
@@ -226,7 +264,6 @@ class ApprovalService:
         if self._clock.now() >= request.expires_at:
             self._expire(request)
             raise Conflict(f"approval request '{request_id}' expired at {request.expires_at}")
-        stored = self._jobs.get(request.job_id)
         if stored is None or stored.job.status is not JobStatus.AWAITING_APPROVAL:
             raise Conflict(f"the job of approval request '{request_id}' is no longer waiting")
         return request, stored

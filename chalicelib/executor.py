@@ -17,6 +17,7 @@ job is failed with the error, so nothing loops forever or disappears.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -24,7 +25,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
@@ -40,9 +41,11 @@ from chalicelib.actions import (
 from chalicelib.clock import Clock, to_ms
 from chalicelib.jobs import (
     STARTABLE,
+    Job,
     JobStatus,
     Trigger,
     is_service_job_id,
+    is_user_job_key,
     next_service_job_id,
 )
 from chalicelib.messaging import (
@@ -56,7 +59,7 @@ from chalicelib.policies import backoff_delay_s
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
-from chalicelib.storage.tasks import TaskStore
+from chalicelib.storage.tasks import SlotState, TaskStore
 from chalicelib.task_model import Backoff, Kind, OnOverlap, Restart, Task
 
 if TYPE_CHECKING:  # approvals imports this module
@@ -120,6 +123,8 @@ def _lane(body: str) -> str:
         job_id = JobMessage.parse(body).job_id
     except ValueError:
         return body
+    if is_user_job_key(job_id):  # a user's `default/a:b` is no firing of `default/a`
+        return job_id
     task_id, sep, _ = job_id.partition(":")
     return task_id if sep else job_id
 
@@ -129,6 +134,8 @@ def _fire_order(body: str) -> tuple[int, str]:
         job_id = JobMessage.parse(body).job_id
     except ValueError:
         return (0, body)
+    if is_user_job_key(job_id):
+        return (0, job_id)
     _, _, fire_ms = job_id.partition(":")
     head = fire_ms.split(":")[0]
     return (int(head) if head.isdigit() else 0, job_id)
@@ -149,7 +156,6 @@ class Executor:
     ) -> None:
         self._settings = settings
         self._approvals = approvals
-        self._slot_poll_s = settings.slot_poll_s
         self._jobs = jobs
         self._tasks = tasks
         self._queue = queue
@@ -252,11 +258,14 @@ class Executor:
             # Fired ahead within the lookahead (or a service restart), then the
             # task was disabled.
             self._end_or_ignore(stored, JobStatus.CANCELLED, "task disabled")
+            self._pass_on_turn(stored, task)
             return
         if job.status in STARTABLE and job.expires_at is not None and now > job.expires_at:
             self._end_or_ignore(
                 stored, JobStatus.EXPIRED, "expired: not started before its deadline"
             )
+            if task is not None:
+                self._pass_on_turn(stored, task)
             return
         if job.status in STARTABLE and self._approvals.needs_hold(job):
             self._approvals.hold(stored)  # the decision (or expiry) moves it on
@@ -273,8 +282,10 @@ class Executor:
         try:
             claimed = self._jobs.claim(stored, now=self._clock.now(), lease_until=lease_until)
         except StorageConflict:
-            # Another delivery claimed it (or it ended): that one owns the slot.
-            return
+            again = self._claim_after_conflict(stored, task, lease_until)
+            if again is None:
+                return
+            claimed = again
         result = self._run(claimed)
         self._record(claimed, result, task)
 
@@ -313,11 +324,17 @@ class Executor:
                 older = self._jobs.get(displaced)
                 if older is not None and older.job.status in STARTABLE:
                     self._end_or_ignore(older, JobStatus.SKIPPED, "skipped: a newer firing waits")
+            # Take again once buffered: a slot that came free since the failed take
+            # was given back by a run that found no waiting firing to wake.
+            if self._tasks.take_slot(task.id, job.id, task.parallelism):
+                self._tasks.unbuffer(task.id, job.id)
+                return True
         return self._wait_for_slot(stored)
 
     def _wait_for_slot(self, stored: StoredJob) -> bool:
-        """Look again in `slot_poll_s`, as `scheduled`; False (the job does not start now)."""
-        self._queue.send(JobMessage(stored.job.id), self._slot_poll_s)
+        """Wait as `scheduled`, sending nothing: the run that frees a slot wakes
+        the firing (`_hand_over`), and the watchdog instant REDELIVERY_GRACE from
+        now brings it back if that wake-up is lost. False (it does not start now)."""
         self._jobs.wait_for_slot(stored, self._clock.now() + REDELIVERY_GRACE)
         return False
 
@@ -328,37 +345,118 @@ class Executor:
         goes to the oldest waiting firing, not to whichever newer firing comes
         by first (which would starve a waiting one when runs take longer than
         the schedule's period). The fast path, an empty queue and a free slot,
-        is one conditional write.
+        is one conditional write. At most `queue_max` firings wait: joining is
+        a conditional write on the queue's size, and a firing that finds it
+        full ends `skipped`.
         """
         job = stored.job
         entry = queue_entry(stored)
         if self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=""):
             return True  # the queue is empty: nothing to leave
-        self._tasks.join_queue(task.id, entry)
-        if not self._older_waiting(task, entry):
-            self._free_stale_slots(task)
-            if self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=entry):
-                self._tasks.leave_queue(task.id, entry)
-                return True
+        joined = self._tasks.join_queue(task.id, entry, task.queue_max)
+        if not joined and not self._join_after_full(task, entry):
+            error = f"skipped: queue full ({task.queue_max} firings wait)"
+            self._end_or_ignore(stored, JobStatus.SKIPPED, error)
+            return False
+        # Take again once in the queue: a slot that came free since the failed
+        # take was given back by a run that saw no entry of ours to wake.
+        state = self._tasks.slots(task.id)
+        holders = state.active - {job.id}
+        free = task.parallelism - len(holders)
+        ahead = self._waiting_ahead(task, entry, state, limit=max(free, 1))
+        if ahead == 0 and free <= 0 and self._free_stale_slots(task, holders):
+            free = 1
+        if ahead < free and self._tasks.take_slot(
+            task.id, job.id, task.parallelism, queue_turn=entry
+        ):
+            self._tasks.leave_queue(task.id, entry)
+            return True
         return self._wait_for_slot(stored)
 
-    def _older_waiting(self, task: Task, entry: str) -> bool:
-        """Whether a firing older than `entry` still waits; drops entries of
-        firings that ended while waiting (cancelled, expired)."""
-        for other in self._tasks.queued(task.id):
-            if other >= entry:
-                return False
-            waiting = self._jobs.get(other.partition("|")[2])
-            if waiting is not None and waiting.job.status in STARTABLE:
-                return True
-            self._tasks.leave_queue(task.id, other)
-        return False
+    def _join_after_full(self, task: Task, entry: str) -> bool:
+        """The queue was full. With a slot free as well, its entries may be of
+        firings that ended after they were woken (cancelled before their
+        delivery), and no run is left to drop them: hand the free slots over,
+        which drops dead entries, and try to join once more."""
+        if task.queue_max == 0:
+            return False
+        state = self._tasks.slots(task.id)
+        if len(state.active) >= task.parallelism:
+            return False  # the next run to end drops any dead entries
+        self._hand_over(task, state)
+        return self._tasks.join_queue(task.id, entry, task.queue_max)
 
-    def _hand_over(self, waiting: list[str]) -> None:
-        """A slot came free while firings wait in the task's queue: wake the
-        oldest now rather than at its next look (a duplicate message is harmless)."""
-        if waiting:
-            self._queue.send(JobMessage(waiting[0].partition("|")[2]), 0)
+    def _waiting_ahead(self, task: Task, entry: str, state: SlotState, *, limit: int) -> int:
+        """How many firings older than `entry` still wait (counted up to `limit`);
+        drops entries of firings that ended while waiting (cancelled, expired)."""
+        ahead = 0
+        for other in state.queued:
+            if other >= entry or ahead >= limit:
+                break
+            job_id = other.partition("|")[2]
+            if job_id in state.active:
+                continue  # it holds a slot already and is leaving the queue
+            waiting = self._jobs.get(job_id)
+            if waiting is not None and waiting.job.status in STARTABLE:
+                ahead += 1
+            else:
+                self._tasks.leave_queue(task.id, other)
+        return ahead
+
+    def _hand_over(self, task: Task, state: SlotState) -> None:
+        """Slots came free (`state` as the write that freed them left it): wake
+        as many waiting firings as slots are free, oldest first. Waiting firings
+        send nothing, so this is what starts them (the watchdog is the backstop).
+        Entries of firings that ended while waiting are dropped on the way, so a
+        dead entry never takes a live one's wake-up; a duplicate wake-up is
+        harmless (the firing finds it is not its turn, or that it runs)."""
+        free = task.parallelism - len(state.active)
+        for entry in state.queued:
+            if free <= 0:
+                return
+            job_id = entry.partition("|")[2]
+            if job_id in state.active:
+                continue
+            waiting = self._jobs.get(job_id)
+            if waiting is None or waiting.job.status not in STARTABLE:
+                self._tasks.leave_queue(task.id, entry)
+                continue
+            self._queue.send(JobMessage(job_id), 0)
+            free -= 1
+        if free > 0 and state.waiting_job is not None and state.waiting_job not in state.active:
+            self._queue.send(JobMessage(state.waiting_job), 0)  # buffer_one's one firing
+
+    def _pass_on_turn(self, stored: StoredJob, task: Task) -> None:
+        """A firing ended without running (its task disabled, its deadline past),
+        perhaps woken for a free slot: drop its queue entry and wake the next
+        waiting firing in its place."""
+        if task.on_overlap not in (OnOverlap.QUEUE, OnOverlap.BUFFER_ONE):
+            return
+        entry = queue_entry(stored)
+        state = self._tasks.slots(task.id)
+        if entry in state.queued:
+            self._tasks.leave_queue(task.id, entry)
+            state = dataclasses.replace(state, queued=[e for e in state.queued if e != entry])
+        elif state.waiting_job != stored.job.id:
+            return  # it was not waiting: no wake-up to pass on
+        self._hand_over(task, state)
+
+    def _claim_after_conflict(
+        self, stored: StoredJob, task: Task | None, lease_until: datetime
+    ) -> StoredJob | None:
+        """The claim met a changed job. A woken firing whose first delivery was
+        just recording its wait (`queued` -> `scheduled`) is still startable and
+        holds the slot it was woken for: claim it as it is now, or nobody would
+        start it until the watchdog. A job another delivery claimed is that
+        delivery's; one that ended gives back the slot taken for it."""
+        fresh = self._jobs.get(stored.job.id)
+        if fresh is not None and fresh.job.status in STARTABLE:
+            with contextlib.suppress(StorageConflict):
+                return self._jobs.claim(fresh, now=self._clock.now(), lease_until=lease_until)
+            return None
+        if task is not None and (fresh is None or fresh.job.status.terminal):
+            self._hand_over(task, self._tasks.give_back_slot(task.id, stored.job.id))
+        return None
 
     def _take_service_slot(self, stored: StoredJob, task: Task) -> bool:
         """A service run starts while fewer than `instances` runs are active; a
@@ -380,10 +478,11 @@ class Executor:
             return False
         return other.job.scheduled_for > mine.job.scheduled_for
 
-    def _free_stale_slots(self, task: Task) -> bool:
+    def _free_stale_slots(self, task: Task, holders: frozenset[str] | None = None) -> bool:
         """Give back slots held by jobs that ended or vanished (a crash between a
         run's end and its slot's release). True if any slot was freed."""
-        holders, _ = self._tasks.active_runs(task.id)
+        if holders is None:
+            holders = frozenset(self._tasks.active_runs(task.id)[0])
         freed = False
         for holder in holders:
             stored = self._jobs.get(holder)
@@ -513,7 +612,8 @@ class Executor:
                 )
             )
             if task is not None:
-                self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
+                freed = self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
+                self._durably(lambda: self._hand_over(task, freed))
             if via_sqs:
                 self._durably(lambda: self._queue.send(JobMessage(job.id), delay_until(at, now)))
             return
@@ -546,8 +646,8 @@ class Executor:
         except StorageConflict:
             logger.warning("job %s changed while running; outcome not recorded", job.id)
         if task is not None:
-            waiting = self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
-            self._durably(lambda: self._hand_over(waiting))
+            freed = self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
+            self._durably(lambda: self._hand_over(task, freed))
             kept = self._durably(
                 lambda: self._tasks.record_run(
                     task.id,
@@ -602,7 +702,7 @@ class Executor:
         restart = self._create_restart(stored, status, task)
         self._end_or_ignore(stored, status, error, dead_letter_receives=dead_letter_receives)
         if task is not None:
-            self._tasks.give_back_slot(task.id, stored.job.id)
+            self._hand_over(task, self._tasks.give_back_slot(task.id, stored.job.id))
         self._send_restart(restart)
 
     # ------------------------------------------------------------ services
@@ -617,9 +717,12 @@ class Executor:
         `restart_delay`. A cancelled or skipped run is not restarted.
         """
         job = stored.job
-        if task is None or task.kind is not Kind.SERVICE or not task.enabled:
+        if task is None or not is_service_job_id(job.id):
             return None
-        if not is_service_job_id(job.id):
+        # The task as it is now, not as it was when this run started (perhaps
+        # days ago): the restart runs with its current args and approval rule.
+        task = self._tasks.get(task.id)
+        if task is None or task.kind is not Kind.SERVICE or not task.enabled:
             return None
         failed = status is JobStatus.FAILED
         if not (task.restart is Restart.ALWAYS or (task.restart is Restart.ON_FAILURE and failed)):
@@ -630,27 +733,24 @@ class Executor:
         now = self._clock.now()
         at = now + timedelta(seconds=backoff_delay_s(task.restart_backoff, task.restart_delay, k))
         via_sqs = (at - now).total_seconds() < MAX_DELAY_S
-        restart = job.model_copy(
-            update={
-                "id": next_service_job_id(job.id),
-                "args": task.args,
-                "action": task.action,
-                "status": JobStatus.SCHEDULED,
-                "trigger": Trigger.RESTART,
-                "attempt": 0,
-                "max_attempts": task.retry_attempts + 1,
-                "scheduled_for": at,
-                "enqueued_at": now,
-                "started_at": None,
-                "finished_at": None,
-                "timestamp_ms": to_ms(at),
-                "result": None,
-                "error": None,
-                "cancel_requested": False,
-                "success_num": 0,
-                "failed_num": 0,
-                "skip_num": 0,
-            }
+        # A new run, made afresh rather than copied from the ending one: nothing of
+        # that run carries over, its approval least of all (DESIGN §5, HITL). One
+        # that requires approval is held for its own decision when it comes up.
+        restart = Job(
+            id=next_service_job_id(job.id),
+            project_id=task.project_id,
+            action=task.action,
+            args=task.args,
+            status=JobStatus.SCHEDULED,
+            task_id=task.id,
+            trigger=Trigger.RESTART,
+            max_attempts=task.retry_attempts + 1,
+            scheduled_for=at,
+            enqueued_at=now,
+            timestamp_ms=to_ms(at),
+            requires_approval=task.requires_approval,
+            requested_by=task.changed_by,
+            requested_by_token=task.changed_by_token,
         )
         self._jobs.create(
             restart,

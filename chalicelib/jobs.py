@@ -6,7 +6,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.clock import to_ms
 
@@ -129,6 +130,71 @@ class Job(BaseModel):
         None, description="A queue job not started by then ends `expired` (from `expires`)."
     )
     retry_of: str | None = Field(None, description="The job this one retries by hand.")
+    requested_by: str | None = Field(
+        None,
+        description=(
+            "Who asked for this run, as `<name> (<token id>)`: the submitting, triggering, "
+            "backfilling or retrying token; for a firing or a service restart, the token "
+            "that last created or changed its task."
+        ),
+    )
+    #: The id of that token: what `TICKWORK_APPROVAL_SELF=deny` compares (kept
+    #: on the row, not shown: `requested_by` names it).
+    requested_by_token: SkipJsonSchema[str | None] = Field(None, exclude=True)
+
+    # `id` and `retry_of` hold job keys (see `user_job_key`); every dump of a
+    # Job is an API response, which shows the public id. Storage converts rows
+    # field by field and never dumps a Job.
+    @field_serializer("id")
+    def _public_id(self, key: str) -> str:
+        return public_job_id(key)
+
+    @field_serializer("retry_of")
+    def _public_retry_of(self, key: str | None) -> str | None:
+        return None if key is None else public_job_id(key)
+
+
+#: Joins a project id and a user-given job id into the job's key. Project ids
+#: (`^[a-z0-9][a-z0-9_-]{0,62}$`) and user job ids (`JobSubmission.job_id`)
+#: never contain it, and no id Tickwork makes does: so a user's key is unique
+#: per project and never equal to a firing's, a backfill's or a `job_…` id.
+USER_KEY_SEP = "/"
+#: How every id Tickwork makes starts: `job_<ulid>` (submissions without a
+#: `job_id`, triggers, manual retries) and `tsk_<ulid>:…` (firings, catch-up,
+#: backfills, service runs).
+MADE_ID_PREFIXES = ("job_", "tsk_")
+
+
+def user_job_key(project_id: str, job_id: str) -> str:
+    """The key a job submitted with `job_id` is stored under in `project_id`."""
+    return f"{project_id}{USER_KEY_SEP}{job_id}"
+
+
+def is_user_job_key(key: str) -> bool:
+    """Whether `key` is a user-given job id's key (`<project>/<job_id>`)."""
+    return USER_KEY_SEP in key
+
+
+def public_job_id(key: str) -> str:
+    """The id the API shows for the job stored under `key`: a user-given id
+    without its project; any other key (a Tickwork-made id, or a user id
+    stored before ids were scoped to their project) as it is."""
+    _, sep, job_id = key.partition(USER_KEY_SEP)
+    return job_id if sep else key
+
+
+def job_keys(project_id: str, shown_id: str) -> tuple[str, ...]:
+    """The keys a job of `project_id` shown as `shown_id` may be stored under,
+    likeliest first: the plain key for text shaped like a Tickwork-made id
+    (`job_…`, `tsk_…`), else the user key; then the other (which also finds
+    user jobs stored under their bare id before ids were scoped). Text with a
+    `/` is no job's public id: no keys."""
+    if USER_KEY_SEP in shown_id or not shown_id:
+        return ()
+    user = user_job_key(project_id, shown_id)
+    if shown_id.startswith(MADE_ID_PREFIXES):
+        return (shown_id, user)
+    return (user, shown_id)
 
 
 def firing_job_id(task_id: str, at: datetime) -> str:
@@ -145,6 +211,8 @@ def service_job_id(task_id: str, started: datetime, instance: int, generation: i
 
 def is_service_job_id(job_id: str) -> bool:
     """Whether `job_id` names a service run (`<task>:<ms>:<instance>.<generation>`)."""
+    if is_user_job_key(job_id):  # a user's `a:1:2.3` is no service run
+        return False
     parts = job_id.split(":")
     if len(parts) != 3:
         return False

@@ -7,16 +7,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chalicelib.actions import Registry
+from chalicelib.approval_model import token_label
 from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
-from chalicelib.errors import Conflict, NotFound, ValidationFailed, from_pydantic
+from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
-from chalicelib.jobs import STARTABLE, Job, JobStatus, Trigger
+from chalicelib.jobs import (
+    MADE_ID_PREFIXES,
+    STARTABLE,
+    Job,
+    JobStatus,
+    Trigger,
+    job_keys,
+    public_job_id,
+    user_job_key,
+)
 from chalicelib.limits import ensure_args_fit
 from chalicelib.messaging import JobQueue, delay_until
 from chalicelib.settings import Settings
@@ -51,8 +61,9 @@ class JobSubmission(BaseModel):
         None,
         pattern=_JOB_ID,
         description=(
-            "Makes the submission idempotent: while a job with this id exists, submitting "
-            "it again answers 409 and creates nothing. Ids are unique across the stage."
+            "Makes the submission idempotent: while a job with this id exists in the "
+            "project, submitting it again answers 409 and creates nothing. Ids belong to "
+            "their project: another project may use the same id for its own job."
         ),
     )
     defer_until: AwareDatetime | None = Field(None, description="Start no earlier (RFC 3339).")
@@ -131,16 +142,8 @@ class QueueService:
     # ------------------------------------------------------------ submitting
     def submit(self, principal: Principal, sub: JobSubmission) -> Job:
         """Validate and enqueue one job (202). 409 when `job_id` is taken."""
-        action = self._actions.get(sub.action)
-        if action is None:
-            raise ValidationFailed.at(
-                "body.action", "is not a registered action (see GET /v1/queue/actions)", sub.action
-            )
         ensure_args_fit(sub.args, self._settings.max_args_bytes)
-        try:
-            action.args_model.model_validate(sub.args)
-        except ValidationError as exc:
-            raise from_pydantic(exc, "body.args") from None
+        self._actions.checked(sub.action, sub.args)
         if sub.defer_until is not None and sub.defer_by is not None:
             raise ValidationFailed.at("body.defer_by", "give defer_until or defer_by, not both")
         now = self._clock.now()
@@ -154,8 +157,14 @@ class QueueService:
             raise ValidationFailed.at(
                 "body.expires", "ends before the job may start (its defer time)", sub.expires
             )
+        if sub.job_id is not None:
+            self._refuse_stored_before_scoping(principal, sub.job_id)
         job = Job(
-            id=sub.job_id or self._ids.new_id("job"),
+            id=(
+                user_job_key(principal.project_id, sub.job_id)
+                if sub.job_id is not None
+                else self._ids.new_id("job")
+            ),
             project_id=principal.project_id,
             action=sub.action,
             args=sub.args,
@@ -169,6 +178,8 @@ class QueueService:
             resource_id=sub.resource_id,
             requires_approval=sub.requires_approval,
             expires_at=expires_at,
+            requested_by=token_label(principal.name, principal.token_id),
+            requested_by_token=principal.token_id,
         )
         policy = RunPolicy(
             timeout_s=sub.timeout,
@@ -183,7 +194,7 @@ class QueueService:
         left to the tick (its `due` index) when it starts later. Conflict if its
         id is taken."""
         now = self._clock.now()
-        taken = Conflict(f"a job with id '{job.id}' exists")
+        taken = Conflict(f"a job with id '{public_job_id(job.id)}' exists")
         if job.scheduled_for <= now and self._approvals.required(job):
             held = job.model_copy(
                 update={
@@ -212,6 +223,17 @@ class QueueService:
             )
         return job
 
+    def _refuse_stored_before_scoping(self, principal: Principal, job_id: str) -> None:
+        """409 if the project's job submitted with `job_id` before ids were scoped
+        to their project is still stored, under its bare id. A bare key shaped
+        like a Tickwork-made id may be Tickwork's own job, so it is not looked at.
+        One GetItem, only for a submission that names its `job_id`."""
+        if job_id.startswith(MADE_ID_PREFIXES):
+            return
+        older = self._jobs.get(job_id)
+        if older is not None and older.job.project_id == principal.project_id:
+            raise Conflict(f"a job with id '{job_id}' exists")
+
     def retry(self, principal: Principal, job_id: str) -> Job:
         """A new job (trigger `retry`, `retry_of` the old) for a failed, cancelled
         or expired one. 409 for any other status."""
@@ -221,10 +243,20 @@ class QueueService:
                 f"job '{job_id}' is {old.job.status.value}; only failed, cancelled or expired "
                 "jobs can be retried"
             )
-        return self._rerun(old)
+        return self._rerun(old, asked_by=principal)
 
-    def _rerun(self, old: StoredJob) -> Job:
+    def _rerun(self, old: StoredJob, *, asked_by: Principal | None = None) -> Job:
+        """`old` again as a new job. `asked_by`: the token that asked for this run
+        (a manual retry); without it (a redrive) the old job's asker stays."""
         now = self._clock.now()
+        asker = (
+            {}
+            if asked_by is None
+            else {
+                "requested_by": token_label(asked_by.name, asked_by.token_id),
+                "requested_by_token": asked_by.token_id,
+            }
+        )
         job = old.job.model_copy(
             update={
                 "id": self._ids.new_id("job"),
@@ -245,6 +277,7 @@ class QueueService:
                 "skip_num": 0,
                 "expires_at": None,
                 "retry_of": old.job.id,
+                **asker,
             }
         )
         return self._enqueue(job, old.policy)
@@ -275,11 +308,14 @@ class QueueService:
         return moved, page.next_cursor is not None
 
     def _stored(self, principal: Principal, job_id: str) -> StoredJob:
-        stored = self._jobs.get(job_id)
-        # Another project's job is indistinguishable from a missing one.
-        if stored is None or stored.job.project_id != principal.project_id:
-            raise NotFound(f"job '{job_id}' not found")
-        return stored
+        """The project's job shown as `job_id` (a path's id): one GetItem in the
+        common case, two when the id's shape points at the other key first."""
+        for key in job_keys(principal.project_id, job_id):
+            stored = self._jobs.get(key)
+            # Another project's job is indistinguishable from a missing one.
+            if stored is not None and stored.job.project_id == principal.project_id:
+                return stored
+        raise NotFound(f"job '{job_id}' not found")
 
     def get(self, principal: Principal, job_id: str) -> Job:
         return self._stored(principal, job_id).job
@@ -325,7 +361,7 @@ class QueueService:
             if status.terminal:
                 raise Conflict(f"job '{job_id}' already ended ({status.value})")
             if status is JobStatus.ACTIVE:
-                self._jobs.request_cancel(job_id)
+                self._jobs.request_cancel(stored.job.id)
             elif status is JobStatus.AWAITING_APPROVAL:
                 if not self._approvals.withdraw(principal, stored):
                     continue  # decided meanwhile: look again

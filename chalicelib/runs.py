@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from chalicelib.approval_model import token_label
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
@@ -59,7 +60,11 @@ class RunService:
             raise NotFound(f"scheduled task '{task_id}' not found")
         return task
 
-    def _job(self, task: Task, job_id: str, at: datetime, trigger: Trigger) -> Job:
+    def _job(
+        self, task: Task, job_id: str, at: datetime, trigger: Trigger, asked_by: Principal
+    ) -> Job:
+        """A run of `task` that `asked_by` asked for: it, not the task's last
+        changer, is the run's `requested_by` (HITL)."""
         now = self._clock.now()
         return Job(
             id=job_id,
@@ -74,6 +79,8 @@ class RunService:
             enqueued_at=now,
             timestamp_ms=to_ms(at),
             requires_approval=task.requires_approval,
+            requested_by=token_label(asked_by.name, asked_by.token_id),
+            requested_by_token=asked_by.token_id,
         )
 
     def _submit(self, task: Task, job: Job) -> None:
@@ -88,7 +95,7 @@ class RunService:
         task = self._task(principal, task_id)
         if not task.api_trigger:
             raise Forbidden("this task does not allow API triggers (api_trigger is false)")
-        job = self._job(task, self._ids.new_id("job"), self._clock.now(), Trigger.API)
+        job = self._job(task, self._ids.new_id("job"), self._clock.now(), Trigger.API, principal)
         self._submit(task, job)
         return job
 
@@ -126,7 +133,9 @@ class RunService:
         jobs = []
         for at in times:
             # Past fire times run now, oldest first; the ids make a repeated backfill a no-op.
-            job = self._job(task, f"{task.id}:{to_ms(at)}:backfill", at, Trigger.BACKFILL)
+            job = self._job(
+                task, f"{task.id}:{to_ms(at)}:backfill", at, Trigger.BACKFILL, principal
+            )
             self._submit(task, job)
             jobs.append(job)
         return jobs

@@ -75,8 +75,10 @@ class Services:
             queue,
             registered,
             clock,
+            tasks=task_store,
             ttl_s=settings.approval_ttl_s,
             approval_actions=settings.approval_actions,
+            approval_self=settings.approval_self,
         )
         return cls(
             settings=settings,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 TABLES = ("tasks", "jobs", "approvals", "tokens", "metrics", "uniques")
 #: The LLM back ends `trigger_ai` can ask (DESIGN §6).
 AI_PROVIDERS = ("bedrock", "openai")
+#: What `TICKWORK_APPROVAL_SELF` may say (DESIGN §5, HITL).
+APPROVAL_SELF = ("allow", "deny")
 #: A web origin: scheme, host and optional port.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
@@ -43,8 +45,6 @@ class Settings:
     #: How far ahead of now the tick fires (SQS DelaySeconds carries each job to
     #: its second). At least one tick period, so no firing waits for a tick.
     lookahead_s: float = 75.0
-    #: How often a firing that waits for a free slot (`on_overlap: queue`) looks again.
-    slot_poll_s: int = 2
 
     # -- actions that reach out (docs/actions.md) --------------------------------
     #: Networks `http_request` may reach although they are not public (CIDRs,
@@ -77,6 +77,10 @@ class Settings:
     #: Actions whose jobs wait for approval by default. None: each action's own
     #: default (`Action.requires_approval`); a tuple replaces those defaults.
     approval_actions: tuple[str, ...] | None = None
+    #: "allow": any token of the project may decide a request. "deny" (four
+    #: eyes): not the token that asked for the run (`requested_by`) nor the one
+    #: that last changed the task whose run it is.
+    approval_self: str = "allow"
 
     # -- the web console (docs/console.md) ----------------------------------------
     #: Origin of the console's site when it is not the API's own (the S3 site
@@ -131,6 +135,7 @@ class Settings:
                 if "TICKWORK_APPROVAL_ACTIONS" in env
                 else None
             ),
+            approval_self=_approval_self(env.get("TICKWORK_APPROVAL_SELF") or cls.approval_self),
             console_origin=console_origin(env),
         )
 
@@ -202,3 +207,11 @@ def _ai_provider(name: str) -> str:
     if name not in AI_PROVIDERS:
         raise ValueError(f"TICKWORK_AI_PROVIDER must be one of {', '.join(AI_PROVIDERS)}")
     return name
+
+
+def _approval_self(value: str) -> str:
+    if value not in APPROVAL_SELF:
+        raise ValueError(
+            f"TICKWORK_APPROVAL_SELF must be one of {', '.join(APPROVAL_SELF)}, not {value!r}"
+        )
+    return value

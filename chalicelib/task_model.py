@@ -148,6 +148,15 @@ class TaskSpec(BaseModel):
     catch_up_window: Seconds = Field(ONE_DAY_S, ge=0, le=MAX_DURATION_S)
     on_overlap: OnOverlap = OnOverlap.QUEUE
     parallelism: int = Field(1, ge=1, le=1000)
+    queue_max: int = Field(
+        10,
+        ge=0,
+        le=1000,
+        description=(
+            "With `on_overlap: queue`, firings that may wait for a slot; one more ends "
+            "`skipped` (queue full). 0: a firing that finds no slot is skipped at once."
+        ),
+    )
     pause_after_failures: int = Field(0, ge=0, le=10_000, description="0 never pauses.")
     retry_attempts: int = Field(0, ge=0, le=100)
     retry_backoff: Backoff = Backoff.CONSTANT
@@ -203,6 +212,10 @@ class Task(TaskSpec):
     #: Start of `@every` intervals: creation or the last schedule change.
     anchor_at: datetime
     consecutive_failures: int = 0
+    #: The token that created the task or last changed it, as `<name> (<token
+    #: id>)`, and its id: who asked for its firings and restarts (HITL).
+    changed_by: str | None = None
+    changed_by_token: str | None = None
 
     def spec(self) -> TaskSpec:
         return TaskSpec.model_validate(self.model_dump(include=set(TaskSpec.model_fields)))

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib.actions import Registry
+from chalicelib.approval_model import token_label
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory
 from chalicelib.errors import (
@@ -117,6 +118,14 @@ def parse_if_match(value: str | None) -> int | None:
     return int(text)
 
 
+def _changed_by(principal: Principal) -> dict[str, str]:
+    """The `Task` fields naming the token that creates or changes it."""
+    return {
+        "changed_by": token_label(principal.name, principal.token_id),
+        "changed_by_token": principal.token_id,
+    }
+
+
 class TaskService:
     def __init__(
         self,
@@ -147,6 +156,7 @@ class TaskService:
             updated_at=now,
             anchor_at=now,
             version=1,
+            **_changed_by(principal),
         )
         try:
             self._store.create(task)
@@ -180,7 +190,7 @@ class TaskService:
             current = self.get(principal, task_id)
             if if_match is not None and if_match != current.version:
                 raise PreconditionFailed(f"task is at version {current.version}, not {if_match}")
-            updated = self._patched(current, patch)
+            updated = self._patched(current, patch).model_copy(update=_changed_by(principal))
             try:
                 self._store.replace(
                     updated, expected_version=current.version, old_name=current.name

@@ -205,6 +205,9 @@ class Tick:
             enqueued_at=now,
             timestamp_ms=to_ms(firing.at),
             requires_approval=task.requires_approval,
+            # Nobody asked for a firing: the task's last changer set it up.
+            requested_by=task.changed_by,
+            requested_by_token=task.changed_by_token,
         )
 
     # ------------------------------------------------------------ jobs in DynamoDB

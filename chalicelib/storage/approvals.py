@@ -47,6 +47,7 @@ class ApprovalStore:
             status=ApprovalStatus(r.status),
             requested_at=from_ms(int(r.requested_ms)),
             expires_at=from_ms(int(r.expires_ms)),
+            requested_by=r.requested_by,
             decided_at=from_ms(int(r.decided_ms)) if r.decided_ms else None,
             decided_by=r.decided_by,
             reason=r.reason,
@@ -92,6 +93,7 @@ class ApprovalStore:
             project_status=f"{request.project_id}#{request.status.value}",
             requested_ms=to_ms(request.requested_at),
             expires_ms=to_ms(request.expires_at),
+            requested_by=request.requested_by,
             due_shard=self._shard(request.id),
             # Kept as long as the job it decides.
             expires_at_s=request.expires_at + timedelta(seconds=keep_for_s),

@@ -166,6 +166,8 @@ class JobStore:
             skip_num=int(r.skip_num or 0),
             expires_at=from_ms(int(r.start_by_ms)) if r.start_by_ms else None,
             retry_of=r.retry_of,
+            requested_by=r.requested_by,
+            requested_by_token=r.requested_by_token,
         )
         policy = RunPolicy(
             timeout_s=float(r.timeout_s),
@@ -251,6 +253,8 @@ class JobStore:
             approval_request_id=job.approval_request_id,
             start_by_ms=to_ms(job.expires_at) if job.expires_at else None,
             retry_of=job.retry_of,
+            requested_by=job.requested_by,
+            requested_by_token=job.requested_by_token,
             timeout_s=policy.timeout_s,
             retry_backoff=policy.retry_backoff,
             retry_delay_s=policy.retry_delay_s,

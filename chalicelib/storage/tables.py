@@ -89,6 +89,10 @@ class TaskRecord(Model):
     created_ms = NumberAttribute()
     updated_ms = NumberAttribute()
     version = NumberAttribute()
+    # The token that created the task or last changed it (PATCH): `<name> (<token
+    # id>)` and the token id. Its runs' approval requests name it (four eyes).
+    changed_by = UnicodeAttribute(null=True)
+    changed_by_token = UnicodeAttribute(null=True)
 
     by_project = TasksByProject()
     due = TasksDue()
@@ -245,6 +249,10 @@ class JobRecord(Model):
     # A queue job's `expires` deadline: not started by then, it ends `expired`.
     start_by_ms = NumberAttribute(null=True)
     retry_of = UnicodeAttribute(null=True)
+    # Who asked for the run: `<name> (<token id>)` and the token id (HITL's
+    # `requested_by` and four-eyes rule). Absent on rows older than them.
+    requested_by = UnicodeAttribute(null=True)
+    requested_by_token = UnicodeAttribute(null=True)
     # Present while the job's message sits among the dead letters (sparse
     # `dead_letters` index; one stage-wide partition: dead letters are rare).
     dead_letter_key = UnicodeAttribute(null=True)
@@ -299,6 +307,7 @@ class ApprovalRecord(Model):
     expires_ms = NumberAttribute()
     due_shard = UnicodeAttribute(null=True)
     decided_ms = NumberAttribute(null=True)
+    requested_by = UnicodeAttribute(null=True)
     decided_by = UnicodeAttribute(null=True)
     reason = UnicodeAttribute(null=True)
     expires_at_s = TTLAttribute(null=True)

@@ -48,6 +48,29 @@ class TaskFilter:
         return condition
 
 
+@dataclass(frozen=True)
+class SlotState:
+    """A task's slots and waiting firings, as one read or write left them."""
+
+    #: Jobs holding a slot.
+    active: frozenset[str]
+    #: `on_overlap: queue` entries (`<fire ms>|<job id>`), oldest firing first.
+    queued: list[str]
+    #: `on_overlap: buffer_one`: its one waiting firing.
+    waiting_job: str | None
+
+    @classmethod
+    def of(cls, record: TaskRecord) -> SlotState:
+        return cls(
+            frozenset(record.active_runs or ()),
+            sorted(record.queued_jobs or ()),
+            record.waiting_job,
+        )
+
+
+_NO_SLOTS = SlotState(frozenset(), [], None)
+
+
 class TaskStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -77,6 +100,8 @@ class TaskStore:
             created_ms=to_ms(task.created_at),
             updated_ms=to_ms(task.updated_at),
             version=task.version,
+            changed_by=task.changed_by,
+            changed_by_token=task.changed_by_token,
         )
 
     @staticmethod
@@ -103,6 +128,8 @@ class TaskStore:
             updated_at=from_ms(int(record.updated_ms)),
             version=int(record.version),
             anchor_at=from_ms(int(record.anchor_ms)),
+            changed_by=record.changed_by,
+            changed_by_token=record.changed_by_token,
         )
 
     def _connection(self) -> Connection:
@@ -163,6 +190,11 @@ class TaskStore:
             TaskRecord.updated_ms.set(record.updated_ms),
             TaskRecord.version.set(record.version),
         ]
+        if record.changed_by_token is not None:
+            actions += [
+                TaskRecord.changed_by.set(record.changed_by),
+                TaskRecord.changed_by_token.set(record.changed_by_token),
+            ]
         if record.next_run_ms is None:
             actions += [TaskRecord.next_run_ms.remove(), TaskRecord.due_shard.remove()]
         else:
@@ -284,32 +316,51 @@ class TaskStore:
             raise
         return True
 
-    def queued(self, task_id: str) -> list[str]:
-        """The task's `queue` entries, oldest firing first."""
+    def slots(self, task_id: str) -> SlotState:
+        """The task's slot holders and waiting firings (one consistent read)."""
         try:
             record = TaskRecord.get(
-                task_id, consistent_read=True, attributes_to_get=["queued_jobs"]
+                task_id,
+                consistent_read=True,
+                attributes_to_get=["active_runs", "queued_jobs", "waiting_job"],
             )
         except TaskRecord.DoesNotExist:
-            return []
-        return sorted(record.queued_jobs or ())
+            return _NO_SLOTS
+        return SlotState.of(record)
 
-    def join_queue(self, task_id: str, entry: str) -> None:
-        self._change_queue(task_id, TaskRecord.queued_jobs.add({entry}))
+    def join_queue(self, task_id: str, entry: str, queue_max: int) -> bool:
+        """Add `entry` to the task's queue while fewer than `queue_max` entries
+        wait (an entry already there stays). False when the queue is full (or the
+        task is gone): two firings racing for the last place cannot both join."""
+        room = TaskRecord.queued_jobs.contains(entry)
+        if queue_max > 0:
+            room |= TaskRecord.queued_jobs.does_not_exist() | (
+                size(TaskRecord.queued_jobs) < queue_max  # type: ignore[no-untyped-call]
+            )
+        try:
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.queued_jobs.add({entry})],
+                condition=TaskRecord.id.exists() & room,
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
 
     def leave_queue(self, task_id: str, entry: str) -> None:
-        self._change_queue(task_id, TaskRecord.queued_jobs.delete({entry}))
-
-    def _change_queue(self, task_id: str, action: Any) -> None:
         try:
-            TaskRecord(id=task_id).update(actions=[action], condition=TaskRecord.id.exists())
+            TaskRecord(id=task_id).update(
+                actions=[TaskRecord.queued_jobs.delete({entry})],
+                condition=TaskRecord.id.exists(),
+            )
         except UpdateError as exc:
             if not condition_failed(exc):  # the task was deleted meanwhile
                 raise
 
-    def give_back_slot(self, task_id: str, job_id: str) -> list[str]:
-        """Free the job's slot; returns the task's `queue` entries, oldest first
-        (read from the same write, for a hand-over)."""
+    def give_back_slot(self, task_id: str, job_id: str) -> SlotState:
+        """Free the job's slot; returns the task's slots and waiting firings as
+        that write left them (for a hand-over)."""
         record = TaskRecord(id=task_id)
         try:
             record.update(
@@ -319,8 +370,8 @@ class TaskStore:
         except UpdateError as exc:
             if not condition_failed(exc):  # the task was deleted meanwhile
                 raise
-            return []
-        return sorted(record.queued_jobs or ())
+            return _NO_SLOTS
+        return SlotState.of(record)
 
     def buffer(self, task_id: str, job_id: str) -> str | None:
         """Make `job_id` the task's one waiting firing; returns the one it displaced."""
