@@ -9,6 +9,7 @@ from chalicelib.api.common import ListQuery
 from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint
 from chalicelib.approval_model import ApprovalRequest, ApprovalStatus
+from chalicelib.jobs import public_job_id
 
 bp = Blueprint(__name__)
 TAGS = ("Approvals",)
@@ -35,6 +36,11 @@ class RequestList(BaseModel):
     next_cursor: str | None = None
 
 
+def shown(request: ApprovalRequest) -> ApprovalRequest:
+    """A request as the API shows it: its job by the job's public id."""
+    return request.model_copy(update={"job_id": public_job_id(request.job_id)})
+
+
 @endpoint(
     bp,
     "POST",
@@ -44,12 +50,13 @@ class RequestList(BaseModel):
     tags=TAGS,
     body=ApproveBody,
     response=ApprovalRequest,
-    errors=(400, 401, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422),
 )
 def approve(call: Call) -> ApprovalRequest:
-    """6. The job is queued and runs. A request is decided once: again → 409."""
+    """6. The job is queued and runs. A request is decided once: again → 409.
+    With `TICKWORK_APPROVAL_SELF=deny`, the run's asker or its task's last changer → 403."""
     body: ApproveBody = call.body
-    return call.services.approvals.approve(call.who, call.path["request_id"], body.comment)
+    return shown(call.services.approvals.approve(call.who, call.path["request_id"], body.comment))
 
 
 @endpoint(
@@ -61,12 +68,13 @@ def approve(call: Call) -> ApprovalRequest:
     tags=TAGS,
     body=RejectBody,
     response=ApprovalRequest,
-    errors=(400, 401, 404, 409, 422),
+    errors=(400, 401, 403, 404, 409, 422),
 )
 def reject(call: Call) -> ApprovalRequest:
-    """7. The job ends `rejected`, with the reason kept. Decided once: again → 409."""
+    """7. The job ends `rejected`, with the reason kept. Decided once: again → 409.
+    With `TICKWORK_APPROVAL_SELF=deny`, the run's asker or its task's last changer → 403."""
     body: RejectBody = call.body
-    return call.services.approvals.reject(call.who, call.path["request_id"], body.reason)
+    return shown(call.services.approvals.reject(call.who, call.path["request_id"], body.reason))
 
 
 @endpoint(
@@ -84,7 +92,7 @@ def list_requests(call: Call) -> RequestList:
     """8. The project's requests in `status` (default `pending`), newest first."""
     q: RequestListQuery = call.query
     page = call.services.approvals.list_requests(call.who, q.status, limit=q.limit, cursor=q.cursor)
-    return RequestList(requests=page.items, next_cursor=page.next_cursor)
+    return RequestList(requests=[shown(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @endpoint(
@@ -99,4 +107,4 @@ def list_requests(call: Call) -> RequestList:
 )
 def get_request(call: Call) -> ApprovalRequest:
     """10. One request; another project's answers 404."""
-    return call.services.approvals.get(call.who, call.path["request_id"])
+    return shown(call.services.approvals.get(call.who, call.path["request_id"]))

@@ -317,3 +317,10 @@ def test_approval_self_is_read_from_the_environment() -> None:
     assert Settings.from_env({"TICKWORK_APPROVAL_SELF": "allow"}).approval_self == "allow"
     with pytest.raises(ValueError, match="TICKWORK_APPROVAL_SELF must be one of allow, deny"):
         Settings.from_env({"TICKWORK_APPROVAL_SELF": "never"})
+
+
+def test_the_openapi_document_lists_the_four_eyes_403(api: Api) -> None:
+    paths = body(api.get("/openapi.json"))["paths"]
+    for decision in ("approve", "reject"):
+        responses = paths[f"{HITL}/{{request_id}}/{decision}"]["post"]["responses"]
+        assert "403" in responses
