@@ -23,6 +23,10 @@ from chalicelib.storage.job_listing import (
 
 #: Most tasks one response lists (and the default).
 MAX_LIMIT = 1000
+#: Most `action_name` values one request may give: each is read from its own
+#: index partitions (`LISTING_SHARDS` of them), so ten cost as many Queries as
+#: the unfiltered listing.
+MAX_ACTION_NAMES = 10
 #: Most bytes of tasks one response carries: a Lambda answers at most 6 MB, and
 #: a thousand jobs with 64 KiB results each would be far more.
 MAX_RESPONSE_BYTES = 4_000_000
@@ -72,20 +76,23 @@ class ScheduledTask(BaseModel):
 
 @dataclass(frozen=True)
 class TaskQuery:
-    """The listing's filters; `max_timestamp` is inclusive, `limit` at most MAX_LIMIT."""
+    """The listing's filters; `action_names`, `statuses`: any of these (None:
+    any); `max_timestamp` is inclusive, `limit` at most MAX_LIMIT."""
 
-    action_name: str | None = None
+    action_names: frozenset[str] | None = None
     resource_id: str | None = None
-    status: TaskStatus | None = None
+    statuses: frozenset[TaskStatus] | None = None
     max_timestamp: int | None = None
     limit: int = MAX_LIMIT
 
 
 @dataclass(frozen=True)
 class TaskListing:
-    """Tasks newest first. `resume_at_ms`: matching tasks may remain; ask again
-    with `max_timestamp` set to it, for the tasks after these (see
-    `continue_from`). `queries`, `items_read`: what the listing cost."""
+    """Tasks in increasing `timestamp_ms` (then id), as Synapse's store orders
+    them: the newest of the matches when more match than fit. `resume_at_ms`:
+    older matching tasks may remain; ask again with `max_timestamp` set to it
+    for the ones before these (see `continue_from`). `queries`, `items_read`:
+    what the listing cost."""
 
     tasks: list[ScheduledTask]
     resume_at_ms: int | None
@@ -112,13 +119,18 @@ def list_tasks(
     max_bytes: int = MAX_RESPONSE_BYTES,
     read_budget: int = LISTING_READ_BUDGET,
 ) -> TaskListing:
-    """Every project's jobs as Synapse tasks, newest first: at most `query.limit`
-    of them and about `max_bytes` of JSON (at least one task, however large),
-    reading at most about `read_budget` index items."""
+    """Every project's jobs as Synapse tasks in increasing `timestamp_ms`: the
+    newest `query.limit` of the matches, within about `max_bytes` of JSON (at
+    least one task, however large), reading at most about `read_budget` index
+    items. They are read newest first, so that the bounds keep the newest, and
+    handed back oldest first."""
+    statuses = None
+    if query.statuses is not None:
+        statuses = frozenset(job for status in query.statuses for job in JOB_STATUSES[status])
     page = listing.list_stage(
         StageFilter(
-            statuses=JOB_STATUSES[query.status] if query.status is not None else None,
-            action=query.action_name,
+            statuses=statuses,
+            actions=query.action_names,
             resource_id=query.resource_id,
             max_timestamp_ms=query.max_timestamp,
         ),
@@ -136,7 +148,8 @@ def list_tasks(
             break
         tasks.append(task)
     tasks, resume_at = continue_from(tasks, resume_at, query.max_timestamp)
-    return TaskListing(tasks, resume_at, page.queries, page.items_read)
+    oldest_first = sorted(tasks, key=lambda task: (task.timestamp_ms, task.id))
+    return TaskListing(oldest_first, resume_at, page.queries, page.items_read)
 
 
 def continue_from(

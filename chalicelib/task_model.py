@@ -102,6 +102,8 @@ MAX_LOG_BYTES = 262_144
 
 _ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: What `name` must be, for the JSON Schema: no control character, not only blanks.
+_PRINTABLE_NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def checked_timezone(zone: str) -> str:
@@ -126,7 +128,12 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
-    name: str = Field(min_length=1, max_length=200, description="Unique within the project.")
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=_PRINTABLE_NOT_BLANK,
+        description="Unique within the project.",
+    )
     description: str = Field("", max_length=2000)
     group: str = Field("", max_length=100, description="Free label for filtering and display.")
     kind: Kind = Field(Kind.TASK, description="A service keeps `instances` runs alive.")

@@ -21,7 +21,7 @@ import mimetypes
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from chalice.app import Chalice
@@ -95,11 +95,13 @@ def console_handler(root: Path) -> type[ChaliceRequestHandler]:
             self._matcher = RouteMatcher(list(app_object.routes))
             super().__init__(request, client_address, server, app_object, config)
 
-        def __getattr__(self, name: str) -> Callable[[], None]:
-            # BaseHTTPRequestHandler looks up `do_<METHOD>` and answers 501 without one.
-            if name.startswith("do_") and name[3:] not in HANDLED_METHODS:
-                return self._method_not_allowed
-            raise AttributeError(name)
+        if not TYPE_CHECKING:  # to type checkers, every missing attribute would be a handler
+
+            def __getattr__(self, name: str) -> Callable[[], None]:
+                # BaseHTTPRequestHandler looks up `do_<METHOD>` and answers 501 without one.
+                if name.startswith("do_") and name[3:] not in HANDLED_METHODS:
+                    return self._method_not_allowed
+                raise AttributeError(name)
 
         def _method_not_allowed(self) -> None:
             path = urlsplit(self.path).path

@@ -1,7 +1,9 @@
 """The Matrix error surface (`/_synapse/...`): `{"errcode", "error"}` bodies.
 
 Tokens come as on `/v1` (`Authorization: Bearer`, `X-Auth-Token`) or, as
-Matrix clients send them, in the `access_token` query parameter.
+Matrix clients send them, in the `access_token` query parameter; never both a
+header and the parameter (Synapse refuses an `Authorization` header mixed with
+`access_token` as a missing token, whatever their values).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class MatrixSurface:
     error_media_type = "application/json"
 
     def token(self, request: Request) -> str | None:
+        """The request's token; None when it has none, or two (see `_mixed`)."""
+        if _mixed(request):
+            return None
         header = request_token(request.headers or {})
         if header:
             return header
@@ -59,7 +64,10 @@ class MatrixSurface:
     def render_error(self, error: TickworkError, request: Request) -> Response:
         status, errcode, message = error.status, "M_UNKNOWN", error.detail
         if isinstance(error, Unauthenticated):
-            if self.token(request) is None:
+            if _mixed(request):
+                errcode = "M_MISSING_TOKEN"
+                message = "Mixing a token header and the access_token query parameter: send one"
+            elif self.token(request) is None:
                 errcode = "M_MISSING_TOKEN"
                 message = (
                     "Missing access token: send 'Authorization: Bearer <token>' "
@@ -80,9 +88,19 @@ class MatrixSurface:
         return json_response(MatrixError(errcode=errcode, error=message), status, headers)
 
 
+def _mixed(request: Request) -> bool:
+    """Whether the request carries a token header (`Authorization`, whatever its
+    scheme, or `X-Auth-Token`) and the `access_token` parameter (even empty)."""
+    headers = {name.lower() for name in (request.headers or {})}
+    query: Mapping[str, str] = request.query_params or {}
+    return "access_token" in query and bool(headers & {"authorization", "x-auth-token"})
+
+
 def _parameter_message(location: str, message: str) -> str:
     prefix, _, name = location.partition(".")
     if prefix == "query" and name:
+        # `status.1` is the second `status` given: name the parameter.
+        name = ".".join(part for part in name.split(".") if not part.isdigit())
         return f"Query parameter '{name}': {message}"
     return f"{location}: {message}"
 

@@ -45,7 +45,8 @@ def health(call: Call) -> Health:
     auth="none",
 )
 def openapi_json(call: Call) -> Any:
-    return json_response(openapi.document())
+    names = sorted(action.name for action in call.services.jobs.actions())
+    return json_response(openapi.document(actions=names))
 
 
 @endpoint(

@@ -90,10 +90,24 @@ def _operation_id(route: Route) -> str:
     return f"{route.method.lower()}_{words}"
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every registered route."""
+def _name_actions(defs: dict[str, Any], actions: list[str]) -> None:
+    """State the registered action names as the `enum` of every body's `action`."""
+    for schema in defs.get("$defs", {}).values():
+        prop = schema.get("properties", {}).get("action")
+        if prop is None:
+            continue
+        for branch in prop.get("anyOf", [prop]):
+            if branch.get("type") == "string":
+                branch["enum"] = actions
+
+
+def document(actions: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every registered route; `actions`, the names
+    of the registered actions, become the `enum` of bodies' `action` fields."""
     refs, defs = models_json_schema(_models(), ref_template=_REF)
     defs = _standard_bounds(defs)
+    if actions:
+        _name_actions(defs, actions)
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         responses: dict[str, Any] = {}

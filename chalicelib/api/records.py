@@ -4,7 +4,8 @@ in Huawei Cloud Workspace's shape (DESIGN §7), so that SDK's
 
 A thin adapter: the task comes from `TaskService` (404 for another project's),
 the jobs from `JobStore`'s `by_task` index; the pure functions below map each
-job to a record. Errors are Huawei-style `{error_code, error_msg, error_detail}`.
+job to a record. Errors are Huawei-style `{error_code, error_msg, error_detail,
+encoded_authorization_message}`.
 """
 
 from __future__ import annotations
@@ -190,6 +191,11 @@ class HuaweiError(BaseModel):
     error_code: str = Field(description="Stable code, e.g. `WKS.0005`.")
     error_msg: str = Field(description="What the code means.")
     error_detail: str = Field(description="What went wrong this time.")
+    # Required (no default), so that the schema says every error carries it.
+    encoded_authorization_message: str | None = Field(
+        description="Huawei's encoded explanation of an IAM authorization failure; Tickwork "
+        "authorizes by token and project, not by IAM policies, so it is always null."
+    )
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,12 @@ class RecordsSurface:
     def render_error(self, error: TickworkError, request: Request) -> Response:
         code = self.error_code(error, request)
         detail = _MISSING_TOKEN_DETAIL if code is MISSING_TOKEN else error.detail
-        document = HuaweiError(error_code=code.code, error_msg=code.message, error_detail=detail)
+        document = HuaweiError(
+            error_code=code.code,
+            error_msg=code.message,
+            error_detail=detail,
+            encoded_authorization_message=None,
+        )
         return Response(
             body=json.dumps(document.model_dump(mode="json"), separators=(",", ":")),
             status_code=code.status,

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args, get_origin
 
 from chalice.app import Blueprint, CORSConfig, Request, Response
 from pydantic import BaseModel, ValidationError
@@ -257,11 +257,27 @@ def parse_json(raw: bytes | str) -> Any:
 def _parse_query(route: Route, request: Request) -> Any:
     if route.query is None:
         return None
-    params = dict(request.query_params or {})
+    query = request.query_params
+    params: dict[str, Any] = dict(query or {})
+    # A parameter a model declares as a list may be repeated (`?status=a&status=b`):
+    # it gets every value. Other fields take the last one, as Chalice's MultiDict gives it.
+    if query is not None:
+        for name in _list_fields(route.query):
+            if name in query:
+                params[name] = query.getlist(name)
     try:
         return route.query.model_validate(params)
     except ValidationError as exc:
         raise from_pydantic(exc, "query") from None
+
+
+def _list_fields(model: type[BaseModel]) -> list[str]:
+    """The query fields of `model` declared as lists (`list[X] | None`)."""
+
+    def is_list(annotation: Any) -> bool:
+        return get_origin(annotation) is list or any(is_list(a) for a in get_args(annotation))
+
+    return [name for name, info in model.model_fields.items() if is_list(info.annotation)]
 
 
 def request_path(request: Request) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -30,14 +30,24 @@ class TaskList(BaseModel):
     next_cursor: str | None
 
 
+def _patch_type(annotation: Any, metadata: list[Any], *, nullable: bool) -> Any:
+    # The spec's bounds and patterns (`metadata`) hold for a patch's values too.
+    typed = Annotated[annotation, *metadata] if metadata else annotation
+    return Optional[typed] if nullable else typed  # noqa: UP045
+
+
 #: A JSON merge patch (RFC 7396) of a task: any subset of the spec's fields;
-#: `null` resets a field to its default. The merged result is validated as a
-#: whole by `TaskSpec`, so this model only checks the patch's shape.
+#: `null` resets a field to its default (so fields without one, `name` and
+#: `action`, may not be null). The merged result is validated as a whole by
+#: `TaskSpec`, so this model only checks the patch's shape.
 TaskPatch: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "TaskPatch",
     __config__=ConfigDict(extra="forbid"),
     **{
-        name: (Optional[field.annotation], Field(None, description=field.description))  # noqa: UP045
+        name: (
+            _patch_type(field.annotation, field.metadata, nullable=not field.is_required()),
+            Field(None, description=field.description, json_schema_extra=field.json_schema_extra),
+        )
         for name, field in TaskSpec.model_fields.items()
     },
 )

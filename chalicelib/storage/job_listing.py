@@ -58,11 +58,11 @@ class JobSummary:
 
 @dataclass(frozen=True)
 class StageFilter:
-    """Filters of a listing of every project's jobs. `statuses`: any of these
-    (None: every status); `max_timestamp_ms` is inclusive."""
+    """Filters of a listing of every project's jobs. `statuses`, `actions`: any
+    of these (None: any); `max_timestamp_ms` is inclusive."""
 
     statuses: frozenset[JobStatus] | None = None
-    action: str | None = None
+    actions: frozenset[str] | None = None
     resource_id: str | None = None
     max_timestamp_ms: int | None = None
 
@@ -109,8 +109,9 @@ class StageListing:
     ) -> StagePage:
         """Every project's jobs matching `where`, newest `timestamp_ms` first, at
         most `limit` of them, through the index of the most selective
-        filter: `by_resource` (one partition), else `by_action` (its shards),
-        else `by_status` (the shards of each status asked for, or of all).
+        filter: `by_resource` (one partition), else `by_action` (the shards of
+        each action asked for), else `by_status` (the shards of each status
+        asked for, or of all).
         `max_timestamp_ms` is part of each Query's key condition; the other
         filters are filter expressions. The partitions are merged newest first
         and read page by page as the merge needs them, so a listing reads about
@@ -118,15 +119,19 @@ class StageListing:
         read, it stops at `read_budget` items read in all, however little its
         filters match."""
         budget = _Budget(read_budget)
-        if limit <= 0 or where.statuses == frozenset():
+        if limit <= 0 or frozenset() in (where.statuses, where.actions):
             return StagePage([], None, 0, 0)
         filters: list[Condition] = []
         index: Any
         if where.resource_id is not None:
             index, keys = JobRecord.by_resource, [where.resource_id]
-        elif where.action is not None:
+        elif where.actions is not None:
             index = JobRecord.by_action
-            keys = [f"{where.action}#{shard}" for shard in range(LISTING_SHARDS)]
+            keys = [
+                f"{action}#{shard}"
+                for action in sorted(where.actions)
+                for shard in range(LISTING_SHARDS)
+            ]
         else:
             index = JobRecord.by_status
             keys = [
@@ -136,8 +141,8 @@ class StageListing:
             ]
         if where.statuses is not None and index is not JobRecord.by_status:
             filters.append(JobRecord.status.is_in(*sorted(s.value for s in where.statuses)))
-        if where.action is not None and index is JobRecord.by_resource:
-            filters.append(JobRecord.action == where.action)
+        if where.actions is not None and index is JobRecord.by_resource:
+            filters.append(JobRecord.action.is_in(*sorted(where.actions)))
         condition: Condition | None = None
         for clause in filters:
             condition = clause if condition is None else condition & clause

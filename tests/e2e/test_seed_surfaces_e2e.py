@@ -291,7 +291,13 @@ def test_scheduled_type_of_the_schedules_own_firings(member: httpx.Client) -> No
 
 def huawei_error(answer: httpx.Response, status: int, code: str) -> None:
     assert answer.status_code == status, answer.text
-    assert set(answer.json()) == {"error_code", "error_msg", "error_detail"}
+    assert set(answer.json()) == {
+        "error_code",
+        "error_msg",
+        "error_detail",
+        "encoded_authorization_message",
+    }
+    assert answer.json()["encoded_authorization_message"] is None
     assert answer.json()["error_code"] == code
 
 
@@ -374,6 +380,7 @@ def test_the_huawei_sdk_lists_records(
     with pytest.raises(ClientRequestException) as missing:
         client.list_scheduled_tasks_records(ListScheduledTasksRecordsRequest(task_id="tsk_nope"))
     assert (missing.value.status_code, missing.value.error_code) == (404, "WKS.0005")
+    assert missing.value.encoded_auth_msg is None  # the SDK reads the field, null
     elsewhere = workspace_client(stack, PROJECT, rival_secret)
     with pytest.raises(ClientRequestException) as forbidden:
         elsewhere.list_scheduled_tasks_records(ListScheduledTasksRecordsRequest(task_id=task_id))

@@ -154,10 +154,11 @@ def test_every_job_shows_its_synapse_status_and_timestamp(
         assert (task["result"], task["error"]) == (source["result"], source["error"])
     assert shown["s-broken"]["error"] == "e2e boom"
     assert shown["s-done"]["result"] == {"k": 1}
-    # A scheduled job's timestamp is its fire time, an hour ahead: it lists first.
-    assert found[0]["resource_id"] == "s-later"
+    # In increasing `timestamp_ms`, as Synapse's store orders them: a scheduled
+    # job's timestamp is its fire time, an hour ahead, so it lists last.
+    assert found[-1]["resource_id"] == "s-later"
     stamps = [t["timestamp_ms"] for t in found]
-    assert stamps == sorted(stamps, reverse=True)
+    assert stamps == sorted(stamps)
 
 
 @pytest.mark.parametrize("status", ["scheduled", "active", "complete", "failed"])
@@ -194,16 +195,42 @@ def test_limit_bounds_the_list_and_the_header_continues_it(
 ) -> None:
     everything = tasks(admin)
     assert tasks(admin, limit=0) == []
-    seen: list[str] = []
+    # Each answer holds the newest of what is left, oldest first; the header
+    # reaches back to the older ones.
+    older_first: list[str] = []
     params: dict[str, Any] = {"limit": 3}
     for _ in range(len(everything)):
         answer = admin.get(TASKS, params=params)
-        seen += [t["id"] for t in answer.json()["scheduled_tasks"] if t["id"] not in seen]
+        page = answer.json()["scheduled_tasks"]
+        assert [t["timestamp_ms"] for t in page] == sorted(t["timestamp_ms"] for t in page)
+        older_first = [t["id"] for t in page] + older_first
         if RESUME not in answer.headers:
             break
         params["max_timestamp"] = answer.headers[RESUME]
-    assert seen == [t["id"] for t in everything]
+    assert older_first == [t["id"] for t in everything]
     assert len(tasks(admin, limit=1000)) == len(everything)
+
+
+def test_repeated_status_and_action_name_list_the_union(
+    admin: httpx.Client, jobs: dict[str, dict[str, Any]]
+) -> None:
+    both = admin.get(TASKS, params=[("status", "active"), ("status", "complete")])
+    assert both.status_code == 200, both.text
+    assert set(ours(both.json()["scheduled_tasks"])) == {"s-running", "s-done"}
+    actions = admin.get(TASKS, params=[("action_name", "sleep"), ("action_name", "fail")])
+    assert set(ours(actions.json()["scheduled_tasks"])) == {"s-running", "s-broken"}
+    bad = admin.get(TASKS, params=[("status", "active"), ("status", "paused")])
+    assert (bad.status_code, bad.json()["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+def test_a_header_and_access_token_together_are_401(stack: LocalStack) -> None:
+    answer = httpx.get(
+        f"{stack.url}{TASKS}",
+        params={"access_token": ADMIN_SECRET},
+        headers={"Authorization": f"Bearer {ADMIN_SECRET}"},
+    )
+    assert answer.status_code == 401
+    assert answer.json()["errcode"] == "M_MISSING_TOKEN"
 
 
 def test_an_admin_of_any_project_sees_every_project(

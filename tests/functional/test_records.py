@@ -208,7 +208,12 @@ def error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.body
     assert response.headers["Content-Type"] == "application/json"
     found: dict[str, Any] = body(response)
-    assert set(found) == {"error_code", "error_msg", "error_detail"}
+    assert set(found) == {
+        "error_code",
+        "error_msg",
+        "error_detail",
+        "encoded_authorization_message",
+    }
     assert found["error_code"] == code
     return found
 

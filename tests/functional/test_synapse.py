@@ -223,9 +223,7 @@ def test_every_job_status_maps_to_its_synapse_status_and_timestamp(
         "cancelled": ("failed", at["cancelled"]),
         "rejected": ("failed", at["rejected"]),
     }
-    assert [t["timestamp_ms"] for t in found] == sorted(
-        (t["timestamp_ms"] for t in found), reverse=True
-    )
+    assert [t["timestamp_ms"] for t in found] == sorted(t["timestamp_ms"] for t in found)
 
     for status, expected in {
         "scheduled": {"scheduled", "queued", "awaiting_approval"},
@@ -258,7 +256,7 @@ def test_a_retry_waits_as_scheduled_at_its_new_fire_time(
 
 
 # ---------------------------------------------------------------- bounds
-def test_newest_first_within_the_limit_and_where_to_continue(
+def test_the_newest_within_the_limit_oldest_first_and_where_to_continue(
     api: Api, clock: FakeClock, admin: Token, make_token: Callable[..., Token]
 ) -> None:
     member = make_token("acme")
@@ -266,17 +264,17 @@ def test_newest_first_within_the_limit_and_where_to_continue(
     for n in range(5):
         clock.advance(1)
         made.append(submit(api, member, args={"n": n}))
-    newest_first = [j["id"] for j in reversed(made)]
-    stamps = [to_ms(clock.now()) - 1000 * k for k in range(5)]
+    oldest_first = [j["id"] for j in made]
+    stamps = [to_ms(clock.now()) - 1000 * k for k in range(5)]  # newest first
 
     first = listed(api, admin, limit=2)
-    assert [t["id"] for t in body(first)["scheduled_tasks"]] == newest_first[:2]
+    assert [t["id"] for t in body(first)["scheduled_tasks"]] == oldest_first[3:]
     assert first.headers[RESUME] == str(stamps[2])
     rest = listed(api, admin, limit=3, max_timestamp=first.headers[RESUME])
-    assert [t["id"] for t in body(rest)["scheduled_tasks"]] == newest_first[2:]
+    assert [t["id"] for t in body(rest)["scheduled_tasks"]] == oldest_first[:3]
     assert RESUME not in rest.headers  # nothing older is left
 
-    assert [t["id"] for t in tasks(api, admin, max_timestamp=stamps[1])] == newest_first[1:]
+    assert [t["id"] for t in tasks(api, admin, max_timestamp=stamps[1])] == oldest_first[:4]
     assert tasks(api, admin, limit=0) == []
     assert len(tasks(api, admin, limit=1000)) == 5
 
@@ -296,7 +294,9 @@ def test_a_listing_stops_at_its_read_budget_and_continues_from_there(
     # Many `record` jobs completed, one failed (cancelled) long ago: within a
     # small budget a listing answers what it found and where it stopped, and
     # following that finds the old one, with no answer read past the budget.
-    query = TaskQuery(action_name="record", status=TaskStatus.FAILED, limit=2)
+    query = TaskQuery(
+        action_names=frozenset({"record"}), statuses=frozenset({TaskStatus.FAILED}), limit=2
+    )
     found: list[str] = []
     answers = 0
     listing = None
@@ -317,7 +317,8 @@ def test_a_listing_stops_at_its_read_budget_and_continues_from_there(
     assert answers > 1
 
     whole = store.list_stage(
-        StageFilter(action="record", statuses=frozenset({JobStatus.CANCELLED})), limit=2
+        StageFilter(actions=frozenset({"record"}), statuses=frozenset({JobStatus.CANCELLED})),
+        limit=2,
     )
     assert ([j.id for j in whole.items], whole.resume_at_ms, whole.items_read) == (
         [needle["id"]],
@@ -358,8 +359,9 @@ def test_a_response_stays_under_its_byte_bound(
         pipeline.deliver()  # each ends a second after the one before
     store = pipeline.services.job_listing
     listing = list_tasks(store, TaskQuery(), max_bytes=5000)
-    assert [t.result for t in listing.tasks] == [{"blob": "2" * 2000}, {"blob": "1" * 2000}]
-    assert listing.resume_at_ms == listing.tasks[-1].timestamp_ms - 1000
+    # The newest two, oldest first.
+    assert [t.result for t in listing.tasks] == [{"blob": "1" * 2000}, {"blob": "2" * 2000}]
+    assert listing.resume_at_ms == listing.tasks[0].timestamp_ms - 1000
     assert len(list_tasks(store, TaskQuery(), max_bytes=10).tasks) == 1  # at least one
 
 
@@ -379,7 +381,7 @@ def test_filters_are_served_by_indexes_not_by_reading_every_job(
     assert [j.resource_id for j in by_resource.items] == ["needle"]
     assert (by_resource.queries, by_resource.items_read) == (1, 1)
 
-    by_action = store.list_stage(StageFilter(action="echo"), limit=1000)
+    by_action = store.list_stage(StageFilter(actions=frozenset({"echo"})), limit=1000)
     assert [j.action for j in by_action.items] == ["echo"]
     assert by_action.items_read == 1
 

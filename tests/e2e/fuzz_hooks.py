@@ -1,0 +1,66 @@
+"""Schemathesis hooks for `test_fuzz_openapi`: examples for the values no JSON
+Schema can state, so that the data the fuzzer calls valid is valid.
+
+Only positively generated cases are touched (negative ones stay as generated):
+- `cursor` is dropped: a cursor is valid only as some page's `next_cursor`;
+- a task's `schedule` and `timezone` come from working examples: a cron that
+  never fires (`0 0 30 2 *`) or an `@once` in the past matches any pattern a
+  schema could give, and zone names are whatever the tz database holds;
+- a job's or task's `action` becomes `echo`, which takes any `args` (the schema
+  lists the registered names; which args fit which name is each action's own
+  model, shown by `GET /v1/queue/actions`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+SCHEDULES = (
+    "0 9 * * MON-FRI",
+    "*/30 * * * * *",
+    "@every 1h30m",
+    "@daily",
+    "15 2 * * *",
+    "@once 2099-01-01T09:00:00Z",
+)
+ZONES = ("UTC", "Europe/Amsterdam", "America/New_York", "Asia/Kolkata")
+#: Operations whose bodies name an action, and those that take a schedule.
+ACTION_BODIES = {
+    ("POST", "/v1/queue/jobs"),
+    ("POST", "/v1/scheduled-tasks"),
+    ("PATCH", "/v1/scheduled-tasks/{task_id}"),
+}
+SCHEDULE_BODIES = {("POST", "/v1/scheduled-tasks"), ("PATCH", "/v1/scheduled-tasks/{task_id}")}
+PREVIEW = ("GET", "/v1/schedules/preview")
+
+
+def _examples(values: dict[str, Any], pick: int, *, patch: bool) -> None:
+    if values.get("schedule") is not None or (not patch and values.get("kind") != "service"):
+        values["schedule"] = SCHEDULES[pick % len(SCHEDULES)]
+    elif patch and "schedule" in values:
+        del values["schedule"]  # null resets it to none, which only a service may have
+    if values.get("timezone") is not None:
+        values["timezone"] = ZONES[pick % len(ZONES)]
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    key = (case.operation.method.upper(), case.operation.path)
+    query, body = case.query, case.body
+    if isinstance(query, dict):
+        query.pop("cursor", None)
+        if key == PREVIEW:
+            _examples(query, len(str(query)), patch=False)
+    if isinstance(body, dict):
+        pick = len(str(body))  # deterministic for a given generated body
+        if key in ACTION_BODIES and ("action" in body or "args" in body):
+            # `echo` takes any args; every other action's args follow its own model.
+            body["action"] = "echo"
+        if key in SCHEDULE_BODIES:
+            _examples(body, pick, patch=key[0] == "PATCH")
+    return case
