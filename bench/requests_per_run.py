@@ -123,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         provision(endpoint, "bench")
-        settings = Settings(
-            stage="bench", aws_endpoint_url=endpoint, lookahead_s=0.5, slot_poll_s=0
-        )
+        settings = Settings(stage="bench", aws_endpoint_url=endpoint, lookahead_s=0.5)
         clock = ManualClock(CREATED_AT)
         services = Services.build(settings, clock=clock, sleep=clock.advance)
 

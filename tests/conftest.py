@@ -61,7 +61,7 @@ def settings(moto_endpoint: str) -> Settings:
     provision(moto_endpoint, stage)
     # A short lookahead: the tick emits only firings due by the fake clock's now,
     # whose messages carry no SQS delay (moto counts delays in real seconds).
-    return Settings(stage=stage, aws_endpoint_url=moto_endpoint, lookahead_s=0.5, slot_poll_s=0)
+    return Settings(stage=stage, aws_endpoint_url=moto_endpoint, lookahead_s=0.5)
 
 
 class Calls:

@@ -71,9 +71,7 @@ def throttled_services(
         for model in MODELS:
             model.Meta.max_retry_attempts = 0  # every throttle reaches our code
         provision(aws.endpoint_url, "throttled")
-        settings = Settings(
-            stage="throttled", aws_endpoint_url=aws.endpoint_url, lookahead_s=0.5, slot_poll_s=0
-        )
+        settings = Settings(stage="throttled", aws_endpoint_url=aws.endpoint_url, lookahead_s=0.5)
         built = Services.build(settings, clock=clock, actions=actions, sleep=clock.advance)
         services_module.use(built)
         yield built
