@@ -83,7 +83,11 @@ NAV = (
 TASK_FORM_SECTIONS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("Task", ("name", "description", "group", "action", "args", "enabled"), True),
     ("Schedule", ("schedule", "timezone"), True),
-    ("Firing", ("kind", "catch_up", "catch_up_window", "on_overlap", "parallelism"), False),
+    (
+        "Firing",
+        ("kind", "catch_up", "catch_up_window", "on_overlap", "parallelism", "queue_max"),
+        False,
+    ),
     (
         "Failures",
         ("timeout", "retry_attempts", "retry_backoff", "retry_delay", "pause_after_failures"),
@@ -98,6 +102,7 @@ _LABELS = {
     "api_trigger": "Can be triggered through the API",
     "requires_approval": "Every run waits for approval",
     "log_max_size": "Log cap (bytes)",
+    "queue_max": "Most firings waiting for a slot (on_overlap: queue)",
     "args": "Arguments (JSON object)",
     "timezone": "Time zone",
 }
