@@ -57,6 +57,7 @@ function card(request) {
       pageLink("job.html", { id: request.job_id }, request.job_id)),
     h("dl", { class: "definition compact" },
       h("dt", {}, "Requested"), h("dd", {}, when(request.requested_at), " ", h("span", { class: "muted" }, relative(request.requested_at))),
+      h("dt", {}, "Requested by"), h("dd", {}, request.requested_by || h("span", { class: "muted" }, "unknown")),
       h("dt", {}, "Expires"), h("dd", {}, when(request.expires_at), " ", h("span", { class: "muted" }, relative(request.expires_at))),
       h("dt", {}, "Request"), h("dd", {}, h("code", {}, request.id)),
     ),
