@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs import JobStatus, public_job_id
 from chalicelib.storage.job_listing import (
     LISTING_READ_BUDGET,
     JobSummary,
@@ -102,7 +102,7 @@ class TaskListing:
 
 def scheduled_task(job: JobSummary) -> ScheduledTask:
     return ScheduledTask(
-        id=job.id,
+        id=public_job_id(job.id),
         action=job.action,
         status=task_status(job.status),
         timestamp_ms=job.timestamp_ms,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.common import ListQuery
 from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint
-from chalicelib.jobs import Job
+from chalicelib.jobs import Job, public_job_id
 
 bp = Blueprint(__name__)
 TAGS = ("Queue",)
@@ -72,7 +72,7 @@ def list_dead_letters(call: Call) -> DeadLetterList:
     return DeadLetterList(
         dead_letters=[
             DeadLetterView(
-                job_id=d.job.id,
+                job_id=public_job_id(d.job.id),
                 receive_count=d.receive_count,
                 dead_lettered_at=d.dead_lettered_at,
                 job=d.job,
@@ -100,6 +100,8 @@ def redrive(call: Call) -> RedriveResult:
     body: RedriveBody = call.body
     moved, remaining = call.services.jobs.redrive(limit=body.limit)
     return RedriveResult(
-        redriven=[RedrivenView(job_id=m.job_id, new_job_id=m.new_job_id) for m in moved],
+        redriven=[
+            RedrivenView(job_id=public_job_id(m.job_id), new_job_id=m.new_job_id) for m in moved
+        ],
         remaining=remaining,
     )

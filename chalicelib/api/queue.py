@@ -68,7 +68,8 @@ class CorrelatedJobs(BaseModel):
     errors=(400, 401, 409, 413, 422),
 )
 def submit_job(call: Call) -> Job:
-    """1. Enqueue one job. `job_id` makes it idempotent (409 while that job exists);
+    """1. Enqueue one job. `job_id` makes it idempotent (409 while the project's
+    job of that id exists; another project's is its own job);
     `defer_until` or `defer_by` delay it; `expires` bounds its wait; args are
     checked against the action's model (422 at `body.args…`) and size (413)."""
     return call.services.jobs.submit(call.who, call.body)

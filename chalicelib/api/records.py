@@ -31,7 +31,7 @@ from chalicelib.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs import Job, JobStatus, Trigger, public_job_id
 from chalicelib.schedules import ScheduleError, parse_schedule, parse_timezone
 from chalicelib.task_model import Kind
 
@@ -168,7 +168,7 @@ def record_of(job: Job, *, schedule: str | None, time_zone: str) -> ScheduledTas
     """A task's job as a record. `schedule`: the task's (None for a service)."""
     success, failed, skipped = record_counts(job)
     return ScheduledTaskRecord(
-        id=job.id,
+        id=public_job_id(job.id),
         start_time=start_time(job, parse_timezone(time_zone)),
         task_type=job.action,
         scheduled_type=scheduled_type(schedule, job.trigger),
@@ -178,7 +178,7 @@ def record_of(job: Job, *, schedule: str | None, time_zone: str) -> ScheduledTas
         failed_num=failed,
         skip_num=skipped,
         time_zone=time_zone,
-        execute_task_id=job.id,
+        execute_task_id=public_job_id(job.id),
     )
 
 
