@@ -19,6 +19,7 @@ from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline
 from tests.functional.test_engine import start_in_background
+from tests.functional.test_queue_submit import job_of
 
 JOBS = "/v1/queue/jobs"
 HITL = "/v1/queue/hitl"
@@ -46,11 +47,6 @@ def patch_task(api: Api, token: Token, task_id: str, patch: dict[str, Any]) -> N
 def pending(api: Api, token: Token) -> list[dict[str, Any]]:
     requests: list[dict[str, Any]] = body(api.get(HITL, token=token))["requests"]
     return requests
-
-
-def job_of(api: Api, token: Token, job_id: str) -> dict[str, Any]:
-    job: dict[str, Any] = body(api.get(f"{JOBS}/{job_id}", token=token))
-    return job
 
 
 # ---------------------------------------------------------------- one decision per run

@@ -20,17 +20,7 @@ from chalicelib.synapse import MAX_ACTION_NAMES, TaskQuery, TaskStatus, list_tas
 from tests.conftest import FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline
-
-TASKS = "/_synapse/admin/v1/scheduled_tasks"
-JOBS = "/v1/queue/jobs"
-RESUME = "Tickwork-Next-Max-Timestamp"
-
-
-def submit(api: Api, token: Token, action: str = "record", **fields: Any) -> dict[str, Any]:
-    answer = api.post(JOBS, token=token, json_body={"action": action, **fields})
-    assert answer.status_code == 202, answer.body
-    job: dict[str, Any] = body(answer)
-    return job
+from tests.functional.test_synapse import JOBS, RESUME, TASKS, submit
 
 
 def listed(api: Api, token: Token | None, params: list[tuple[str, Any]] | None = None) -> Any:
