@@ -43,8 +43,13 @@ def provision(endpoint_url: str, stage: str, region: str = "us-east-1") -> dict[
     dynamodb = _client("dynamodb", endpoint_url, region)
     for resource in tables(stage).values():
         props = resource["Properties"]
+        create = {k: v for k, v in props.items() if k not in _NOT_CREATE_TABLE}
+        sse = create.pop("SSESpecification", None)
+        if sse:
+            # CloudFormation says `SSEEnabled`, the CreateTable API `Enabled`.
+            create["SSESpecification"] = {"Enabled": sse["SSEEnabled"], "SSEType": sse["SSEType"]}
         try:
-            dynamodb.create_table(**{k: v for k, v in props.items() if k not in _NOT_CREATE_TABLE})
+            dynamodb.create_table(**create)
         except dynamodb.exceptions.ResourceInUseException:
             continue  # provisioned already
         ttl = props.get("TimeToLiveSpecification")
@@ -78,6 +83,8 @@ def _queue_attribute(value: Any, arns: dict[str, str]) -> str:
             for k, v in value.items()
         }
         return json.dumps(resolved)
+    if isinstance(value, bool):
+        return "true" if value else "false"  # e.g. SqsManagedSseEnabled
     return str(value)
 
 

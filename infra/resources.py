@@ -1,7 +1,7 @@
 """The one definition of Tickwork's AWS resources.
 
-Tables, indexes, queues, the dead-letter queue, the console bucket and the
-alarms are declared here once, as CloudFormation resources. `template(stage)`
+Tables, indexes, queues, the dead-letter queue, the console bucket, the
+alarms and the functions' log groups are declared here once, as CloudFormation resources. `template(stage)`
 is what `make deploy` hands to CloudFormation; the local stack provisions
 moto from the very same resource properties (`infra.local`), and a test
 checks the PynamoDB models in `chalicelib/storage/tables.py` against them,
@@ -14,6 +14,8 @@ application derives the same names from `TICKWORK_STAGE` (see
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 
 Json = dict[str, Any]
@@ -26,6 +28,18 @@ JOBS_MAX_RECEIVE_COUNT = 5
 #: Non-key attributes the jobs table's stage-wide listing indexes copy
 #: (`chalicelib.storage.tables.LISTING_ATTRIBUTES` names the same).
 JOB_LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
+#: Tables CloudFormation keeps when the stack is deleted or a change would
+#: replace them: the records users made (tasks, runs, approvals, tokens) and the
+#: uniqueness claims written in the same transactions as tasks and queue jobs
+#: (restored without them, the data would accept a second task of the same
+#: name). `metrics` is not kept: per-minute counters that expire by TTL.
+RETAINED_TABLES = ("tasks", "jobs", "approvals", "tokens", "uniques")
+#: Days CloudWatch Logs keeps each function's log lines.
+LOG_RETENTION_DAYS = 30
+#: The Lambda functions of `app.py` by their Chalice names. `chalice deploy`
+#: names a function `tickwork-<stage>-<name>` and the API handler
+#: `tickwork-<stage>` (`function_name`); a test checks this against the app.
+FUNCTIONS = ("api_handler", "tick", "execute_jobs", "dead_letters")
 
 
 def _gsi(
@@ -59,6 +73,9 @@ def _table(
     indexes: list[Json] | None = None,
     ttl_attribute: str | None = None,
 ) -> Json:
+    """A pay-per-request table with point-in-time recovery and encryption at
+    rest under the AWS managed key `alias/aws/dynamodb` (no key of ours, no key
+    policy to keep); the tables of RETAINED_TABLES outlive their stack."""
     schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
     if range_key:
         schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
@@ -70,12 +87,17 @@ def _table(
         ],
         "KeySchema": schema,
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS"},
     }
     if indexes:
         props["GlobalSecondaryIndexes"] = indexes
     if ttl_attribute:
         props["TimeToLiveSpecification"] = {"AttributeName": ttl_attribute, "Enabled": True}
-    return {"Type": "AWS::DynamoDB::Table", "Properties": props}
+    resource: Json = {"Type": "AWS::DynamoDB::Table", "Properties": props}
+    if logical in RETAINED_TABLES:
+        resource["DeletionPolicy"] = "Retain"
+        resource["UpdateReplacePolicy"] = "Retain"
+    return resource
 
 
 def physical_name(stage: str, logical: str) -> str:
@@ -188,13 +210,17 @@ def tables(stage: str) -> dict[str, Json]:
 
 
 def queues(stage: str) -> dict[str, Json]:
-    """CloudFormation resources of the jobs queue and its dead-letter queue."""
+    """CloudFormation resources of the jobs queue and its dead-letter queue.
+
+    Both are encrypted at rest with SQS-managed keys (SSE-SQS): free, and no
+    KMS key policy has to let SQS, Lambda and the senders use a key."""
     return {
         "JobsDeadLetterQueue": {
             "Type": "AWS::SQS::Queue",
             "Properties": {
                 "QueueName": physical_name(stage, "jobs-dlq"),
                 "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
             },
         },
         "JobsQueue": {
@@ -203,12 +229,86 @@ def queues(stage: str) -> dict[str, Json]:
                 "QueueName": physical_name(stage, "jobs"),
                 "VisibilityTimeout": JOBS_VISIBILITY_TIMEOUT_S,
                 "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": True,
                 "RedrivePolicy": {
                     "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
                     "maxReceiveCount": JOBS_MAX_RECEIVE_COUNT,
                 },
             },
         },
+    }
+
+
+def function_name(stage: str, name: str) -> str:
+    """The Lambda function `chalice deploy` creates for Chalice function `name`."""
+    return f"tickwork-{stage}" if name == "api_handler" else f"tickwork-{stage}-{name}"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def log_groups(stage: str) -> dict[str, Json]:
+    """A log group per function, so its lines expire after LOG_RETENTION_DAYS
+    (Lambda's own groups keep them forever). Created before `chalice deploy`
+    makes the functions; a group Lambda created already makes the stack fail
+    (docs/deploy.md says what to do)."""
+    return {
+        f"{_camel(name)}LogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": f"/aws/lambda/{function_name(stage, name)}",
+                "RetentionInDays": LOG_RETENTION_DAYS,
+            },
+        }
+        for name in FUNCTIONS
+    }
+
+
+def _alarm(name: str, description: str, namespace: str, metric: str, dimension: Json) -> Json:
+    """An alarm that fires when one minute's `metric` goes above zero."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": name,
+            "AlarmDescription": description,
+            "Namespace": namespace,
+            "MetricName": metric,
+            "Dimensions": [dimension],
+            "Statistic": "Maximum" if namespace == "AWS/SQS" else "Sum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        },
+    }
+
+
+def alarms(stage: str) -> dict[str, Json]:
+    """Dead letters waiting, a tick that failed, an executor Lambda throttled."""
+    return {
+        "DeadLetterAlarm": _alarm(
+            physical_name(stage, "dead-letters"),
+            "Jobs reached the dead-letter queue.",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}},
+        ),
+        "TickErrorsAlarm": _alarm(
+            physical_name(stage, "tick-errors"),
+            "A tick invocation failed: firings of that minute may be late.",
+            "AWS/Lambda",
+            "Errors",
+            {"Name": "FunctionName", "Value": function_name(stage, "tick")},
+        ),
+        "ExecutorThrottlesAlarm": _alarm(
+            physical_name(stage, "executor-throttles"),
+            "Lambda throttled the executor: jobs wait in the queue.",
+            "AWS/Lambda",
+            "Throttles",
+            {"Name": "FunctionName", "Value": function_name(stage, "execute_jobs")},
+        ),
     }
 
 
@@ -256,24 +356,8 @@ def template(stage: str) -> Json:
             },
         },
     }
-    resources["DeadLetterAlarm"] = {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmName": physical_name(stage, "dead-letters"),
-            "AlarmDescription": "Jobs reached the dead-letter queue.",
-            "Namespace": "AWS/SQS",
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [
-                {"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}}
-            ],
-            "Statistic": "Maximum",
-            "Period": 60,
-            "EvaluationPeriods": 1,
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
-        },
-    }
+    resources.update(alarms(stage))
+    resources.update(log_groups(stage))
     outputs = {
         "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
         "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
@@ -286,3 +370,8 @@ def template(stage: str) -> Json:
         "Resources": resources,
         "Outputs": outputs,
     }
+
+
+if __name__ == "__main__":
+    # `python -m infra.resources STAGE`: the template as JSON (`make cfn-lint`).
+    print(json.dumps(template(sys.argv[1] if len(sys.argv) > 1 else "dev"), indent=2))
