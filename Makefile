@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck unit functional e2e requirements vendor deploy package clean \
+.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed  ## Start the local stack on http://127.0.0.1:$${TICKWORK_PORT:-8000}
 	$(PY) -m infra.local_stack
 
-test: $(VENV)/.installed chromium lint typecheck  ## Lint, type-check and run every test
+test: $(VENV)/.installed chromium lint typecheck cfn-lint  ## Lint, type-check and run every test
 	$(PY) -m pytest
 
 # The console tests drive Debian's Chromium (never Playwright's download).
@@ -41,6 +41,14 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
+
+# cfn-lint (offline, SAM transform included) on both templates of the stage:
+# what `make package` writes and what `make deploy` hands CloudFormation.
+# Any error or warning fails; ignores are listed in docs/deploy.md.
+cfn-lint: package
+	mkdir -p build/infra
+	$(PY) -m infra.resources $(STAGE) > build/infra/template-$(STAGE).json
+	$(VENV)/bin/cfn-lint build/chalice/sam.json build/infra/template-$(STAGE).json
 
 unit functional e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/$@

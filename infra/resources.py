@@ -1,10 +1,11 @@
 """The one definition of Tickwork's AWS resources.
 
 Tables, indexes, queues, the dead-letter queue, the console bucket, the
-alarms and the functions' log groups are declared here once, as CloudFormation resources. `template(stage)`
-is what `make deploy` hands to CloudFormation; the local stack provisions
-moto from the very same resource properties (`infra.local`), and a test
-checks the PynamoDB models in `chalicelib/storage/tables.py` against them,
+alarms and the functions' log groups are declared here once, as
+CloudFormation resources. `template(stage)` is what `make deploy` hands to
+CloudFormation; the local stack provisions moto from the very same resource
+properties (`infra.local`), and a test checks the PynamoDB models in
+`chalicelib/storage/tables.py` against them,
 so the three cannot drift apart.
 
 Naming: every physical name is `tickwork-<stage>-<logical name>`; the
