@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,51 @@ import boto3
 from botocore.exceptions import ClientError
 
 from infra.console_build import build as build_console
-from infra.resources import template
+from infra.resources import log_groups, template
+
+
+def log_groups_in_the_way(stage: str, *, logs: Any = None, cloudformation: Any = None) -> list[str]:
+    """The template's log groups that exist outside the stage's stack.
+
+    Lambda creates `/aws/lambda/<function>` the first time a function logs, so
+    a stage whose functions ran before its stack declared their log groups has
+    them already, and CloudFormation refuses to create a resource that exists.
+    """
+    logs = logs or boto3.client("logs")
+    cloudformation = cloudformation or boto3.client("cloudformation")
+    owned: set[str] = set()
+    try:
+        pages = cloudformation.get_paginator("list_stack_resources").paginate(
+            StackName=f"tickwork-{stage}-infra"
+        )
+        for page in pages:
+            owned |= {r["PhysicalResourceId"] for r in page["StackResourceSummaries"]}
+    except ClientError:
+        pass  # no stack yet: it owns nothing
+    found = []
+    for group in log_groups(stage).values():
+        name = group["Properties"]["LogGroupName"]
+        if name in owned:
+            continue
+        listed = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        if any(g["logGroupName"] == name for g in listed):
+            found.append(name)
+    return found
 
 
 def deploy(stage: str) -> None:
     cloudformation = boto3.client("cloudformation")
     name = f"tickwork-{stage}-infra"
     body = json.dumps(template(stage))
+    in_the_way = log_groups_in_the_way(stage, cloudformation=cloudformation)
+    if in_the_way:
+        # Stopped before CloudFormation would fail and roll back (docs/deploy.md).
+        sys.exit(
+            f"{name}: these log groups exist outside the stack, so CloudFormation "
+            f"cannot create them: {', '.join(in_the_way)}. Delete them (their lines "
+            "are lost) or import them into the stack, then run again "
+            "(docs/deploy.md, Data safety)."
+        )
     waiter: Any
     try:
         cloudformation.describe_stacks(StackName=name)

@@ -17,6 +17,7 @@ import pytest
 from cfnlint.api import lint
 
 import app
+from infra.deploy import log_groups_in_the_way
 from infra.local import provision
 from infra.resources import physical_name, template
 
@@ -136,3 +137,24 @@ def test_local_stack_provisions_encrypted_tables_and_queues(moto_endpoint: str) 
     for url in urls.values():
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attrs["SqsManagedSseEnabled"] == "true"
+
+
+def test_deploy_names_the_log_groups_lambda_created_before_the_stack(moto_endpoint: str) -> None:
+    def client(service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service, endpoint_url=moto_endpoint, region_name="us-east-1"
+        )
+
+    logs, cloudformation = client("logs"), client("cloudformation")
+    # A function that ran before the stack declared its group: Lambda made it.
+    logs.create_log_group(logGroupName="/aws/lambda/tickwork-early-tick")
+    assert log_groups_in_the_way("early", logs=logs, cloudformation=cloudformation) == [
+        "/aws/lambda/tickwork-early-tick"
+    ]
+    # The groups a stack created are its own, not in the way of its updates.
+    cloudformation.create_stack(
+        StackName="tickwork-own-infra", TemplateBody=json.dumps(template("own"))
+    )
+    assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/tickwork-own")["logGroups"]
+    assert log_groups_in_the_way("own", logs=logs, cloudformation=cloudformation) == []
+    cloudformation.delete_stack(StackName="tickwork-own-infra")
