@@ -257,6 +257,9 @@ def log_groups(stage: str) -> dict[str, Json]:
     return {
         f"{_camel(name)}LogGroup": {
             "Type": "AWS::Logs::LogGroup",
+            # Stated, not defaulted: CloudFormation imports only resources that
+            # state one, and importing is how a group Lambda made joins the stack.
+            "DeletionPolicy": "Delete",
             "Properties": {
                 "LogGroupName": f"/aws/lambda/{function_name(stage, name)}",
                 "RetentionInDays": LOG_RETENTION_DAYS,

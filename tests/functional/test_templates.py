@@ -124,6 +124,8 @@ def test_every_function_of_the_app_has_a_log_group_with_retention() -> None:
     names = {g["Properties"]["LogGroupName"] for g in groups.values()}
     assert names == {f"/aws/lambda/{name}" for name in _app_function_names("dev")}
     assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+    # Import-ready: CloudFormation imports only resources that state a DeletionPolicy.
+    assert {g["DeletionPolicy"] for g in groups.values()} == {"Delete"}
 
 
 def test_local_stack_provisions_encrypted_tables_and_queues(moto_endpoint: str) -> None:
