@@ -61,11 +61,12 @@ vendor: $(VENV)/.installed requirements.txt
 	rm -rf vendor && $(PY) -m infra.requirements --vendor vendor
 
 package: vendor  ## Build the Lambda deployment package into build/chalice
-	$(VENV)/bin/chalice package --stage $(STAGE) build/chalice
+	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
 
 deploy: vendor  ## Deploy tables/queues (CloudFormation), the app (chalice deploy), the console (S3)
 	$(PY) -m infra.deploy $(STAGE)
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	$(PY) -m infra.deploy $(STAGE) --batch-failures
 	$(PY) -m infra.deploy $(STAGE) --console "$$($(VENV)/bin/chalice url --stage $(STAGE))"
 
 clean:

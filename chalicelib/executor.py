@@ -5,13 +5,19 @@ safe against duplicate deliveries and crashes by conditional writes:
 a job starts only through `JobStore.claim` from a startable status (or from
 `active` once its lease ran out), and a finished job is never touched again.
 
-Batch failures: Chalice cannot report partial batch failures, and a handler
-that raises makes SQS deliver the whole batch again. So `handle_batch` never
-raises for one record: a record that meets an infrastructure error is re-sent
-as a fresh message (with a growing delay, counted in the message) and the
-batch is acknowledged. If even that send fails, the job's watchdog instant in
-the `due` index brings it back through the tick; after MAX_REDELIVERIES the
-job is failed with the error, so nothing loops forever or disappears.
+Batch failures: `handle_batch` never raises for one record; it answers the
+records SQS must deliver again, which the handler reports as partial batch
+failures (the event source has `ReportBatchItemFailures`; docs/deploy.md), so
+one record never costs its batch a re-run. A record that meets an
+infrastructure error is re-sent as a fresh message with a growing delay,
+counted in the message (seconds, where a reported record would wait out the
+queue's visibility timeout); after MAX_REDELIVERIES its job is failed with the
+error. Only when that re-send fails too is the record reported: SQS delivers it
+again after the visibility timeout, and its redrive policy (maxReceiveCount)
+moves it to the dead-letter queue at last, whose handler fails the job. A record
+whose run would not fit in the invocation's remaining time is not started but
+handed back the same way. The job's watchdog instant in the `due` index brings
+back whatever is lost besides, so nothing loops forever or disappears.
 """
 
 from __future__ import annotations
@@ -60,15 +66,28 @@ from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tasks import SlotState, TaskStore
-from chalicelib.task_model import Backoff, Kind, OnOverlap, Restart, Task
+from chalicelib.task_model import (
+    EXECUTOR_TIMEOUT_S,
+    MAX_RUN_TIMEOUT_S,
+    RUN_MARGIN_S,
+    Backoff,
+    Kind,
+    OnOverlap,
+    Restart,
+    Task,
+)
 
 if TYPE_CHECKING:  # approvals imports this module
     from chalicelib.approvals import ApprovalService
 
 logger = logging.getLogger("tickwork.executor")
 
-#: Added to a run's timeout to make its lease: the executor's own bookkeeping time.
-LEASE_MARGIN_S = 30
+#: Added to a run's timeout to make its lease: claiming and recording. A run
+#: starts only with its timeout plus this margin left in its invocation, so its
+#: lease ends by the invocation's deadline (EXECUTOR_TIMEOUT_S), and that comes
+#: long before the jobs queue's visibility timeout (6 x 900 s, infra/resources.py):
+#: a message SQS delivers again after an executor died finds that lease run out.
+LEASE_MARGIN_S = RUN_MARGIN_S
 #: A message more than this early goes back to SQS; less, and the executor waits.
 MAX_EARLY_WAIT_S = ARRIVE_EARLY_S + 1.0
 #: Re-sends of one message after infrastructure errors before the job is failed.
@@ -82,6 +101,8 @@ SERVICE_CHECK_S = 10
 REDELIVERY_GRACE = timedelta(minutes=15)
 
 Sleeper = Callable[[float], None]
+#: Seconds left in the executor's invocation (Lambda's `get_remaining_time_in_millis`).
+RemainingTime = Callable[[], float]
 T = TypeVar("T")
 
 #: Tries of each write that records a finished run, and the first pause between them.
@@ -164,50 +185,61 @@ class Executor:
         self._sleep = sleep
 
     # ------------------------------------------------------------ batches
-    def handle_batch(self, bodies: list[str]) -> None:
+    def handle_batch(
+        self, bodies: list[str], remaining_s: RemainingTime | None = None
+    ) -> list[int]:
         """Handle one SQS batch; never raises for a single record (see module doc).
+        Returns the indexes in `bodies` of the records SQS must deliver again.
 
         Records of different tasks run side by side: each may wait for its own
         second, and one slow action must not make the others late. Firings of
         one task (ids `<task id>:<fire ms>`) run one after another, oldest
-        first, as catch-up `all` promises.
+        first, as catch-up `all` promises. With `remaining_s` (the invocation's
+        time left), a run starts only if its timeout fits in it.
         """
-        lanes: dict[str, list[str]] = {}
-        for body in bodies:
-            lanes.setdefault(_lane(body), []).append(body)
+        lanes: dict[str, list[int]] = {}
+        for index, body in enumerate(bodies):
+            lanes.setdefault(_lane(body), []).append(index)
+
+        def handle_lane(indexes: list[int]) -> list[int]:
+            ordered = sorted(indexes, key=lambda i: _fire_order(bodies[i]))
+            return [i for i in ordered if self._handle_record(bodies[i], remaining_s)]
+
         if len(lanes) == 1:
-            self._handle_lane(next(iter(lanes.values())))
-            return
+            return handle_lane(next(iter(lanes.values())))
         with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="lane") as pool:
-            list(pool.map(self._handle_lane, lanes.values()))
+            failed = [i for lane in pool.map(handle_lane, lanes.values()) for i in lane]
+        return sorted(failed)
 
-    def _handle_lane(self, bodies: list[str]) -> None:
-        for body in sorted(bodies, key=_fire_order):
-            self._handle_record(body)
-
-    def _handle_record(self, body: str) -> None:
+    def _handle_record(self, body: str, remaining_s: RemainingTime | None) -> bool:
+        """Handle one record; True if SQS must deliver it again."""
         try:
             message = JobMessage.parse(body)
         except ValueError:
             logger.error("dropping a message that is not a job: %r", body[:200])
-            return
+            return False
         try:
-            self.handle(message)
+            self.handle(message, remaining_s)
         except Exception as exc:  # one record must not fail its batch
             logger.exception("job %s: infrastructure error", message.job_id)
-            self._redeliver(message, exc)
+            return not self._redeliver(message, exc)
+        return False
 
-    def _redeliver(self, message: JobMessage, exc: Exception) -> None:
-        if message.redeliveries >= MAX_REDELIVERIES:
-            stored = self._jobs.get(message.job_id)
-            if stored is not None and not stored.job.status.terminal:
-                self._end_or_ignore(stored, JobStatus.FAILED, f"infrastructure error: {exc}")
-            return
-        again = JobMessage(message.job_id, message.redeliveries + 1)
+    def _redeliver(self, message: JobMessage, exc: Exception) -> bool:
+        """Re-send a message after an infrastructure error, or fail its job after
+        MAX_REDELIVERIES. False when neither could be done: SQS must deliver it again."""
         try:
+            if message.redeliveries >= MAX_REDELIVERIES:
+                stored = self._jobs.get(message.job_id)
+                if stored is not None and not stored.job.status.terminal:
+                    self._end_or_ignore(stored, JobStatus.FAILED, f"infrastructure error: {exc}")
+                return True
+            again = JobMessage(message.job_id, message.redeliveries + 1)
             self._queue.send(again, delay_s=2**again.redeliveries)
         except Exception:
-            logger.exception("job %s: re-send failed; the tick's watchdog will", message.job_id)
+            logger.exception("job %s: not re-sent; handed back to SQS", message.job_id)
+            return False
+        return True
 
     def handle_dead_letters(self, bodies: list[str], receives: list[int]) -> None:
         """Messages SQS gave up on: their jobs end `failed` with the reason."""
@@ -231,7 +263,7 @@ class Executor:
             self._end_job(stored, JobStatus.FAILED, reason, task, dead_letter_receives=count)
 
     # ------------------------------------------------------------ one job
-    def handle(self, message: JobMessage) -> None:
+    def handle(self, message: JobMessage, remaining_s: RemainingTime | None = None) -> None:
         stored = self._jobs.get(message.job_id)
         if stored is None:
             logger.warning("job %s does not exist; message dropped", message.job_id)
@@ -274,6 +306,8 @@ class Executor:
             # Its executor died on the last attempt: nothing left to try.
             self._end_job(stored, JobStatus.FAILED, "lease expired: the executor stopped", task)
             return
+        if remaining_s is not None and not self._fits(stored, message, remaining_s(), task):
+            return
         if task is not None and not self._take_slot(stored, task):
             return
         lease_until = self._clock.now() + timedelta(
@@ -288,6 +322,32 @@ class Executor:
             claimed = again
         result = self._run(claimed)
         self._record(claimed, result, task)
+
+    def _fits(
+        self, stored: StoredJob, message: JobMessage, remaining_s: float, task: Task | None
+    ) -> bool:
+        """Whether the run, its claim and its record fit in the invocation's
+        remaining time. One that does not is sent again at once, for an
+        invocation that has the time; one that no invocation could hold (a
+        timeout stored before the bound existed) fails."""
+        needed_s = stored.policy.timeout_s + LEASE_MARGIN_S
+        if needed_s <= remaining_s:
+            return True
+        if needed_s > EXECUTOR_TIMEOUT_S:
+            reason = (
+                f"timeout {stored.policy.timeout_s:g} s is above {MAX_RUN_TIMEOUT_S} s, "
+                "what one executor invocation holds"
+            )
+            self._end_job(stored, JobStatus.FAILED, reason, task)
+            return False
+        logger.info(
+            "job %s: %.0f s left in this invocation, its run needs %.0f s; sent again",
+            stored.job.id,
+            remaining_s,
+            needed_s,
+        )
+        self._queue.send(message, 0)
+        return False
 
     # ------------------------------------------------------------ slots
     def _take_slot(self, stored: StoredJob, task: Task) -> bool:

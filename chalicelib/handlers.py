@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.executor import RemainingTime
 from chalicelib.services import services
 from chalicelib.settings import Settings
 
@@ -20,9 +21,23 @@ def on_tick(event: Any) -> None:
     services().tick.run()
 
 
-def on_jobs(event: Any) -> None:
-    """A batch of up to 10 job messages. Never raises for one record."""
-    services().executor.handle_batch([record.body for record in event])
+def on_jobs(event: Any) -> dict[str, Any]:
+    """A batch of up to 10 job messages. Never raises for one record: answers the
+    records SQS must deliver again as a partial batch failure (the event source
+    has `ReportBatchItemFailures`; docs/deploy.md), and acknowledges the rest."""
+    records = list(event)
+    remaining_s = _remaining_time(event.context)
+    again = services().executor.handle_batch([r.body for r in records], remaining_s)
+    return {
+        "batchItemFailures": [{"itemIdentifier": records[i].to_dict()["messageId"]} for i in again]
+    }
+
+
+def _remaining_time(context: Any) -> RemainingTime | None:
+    """The invocation's seconds left, from Lambda's context (or the local stack's)."""
+    if context is None:
+        return None
+    return lambda: float(context.get_remaining_time_in_millis()) / 1000
 
 
 def on_dead_letters(event: Any) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.actions import Registry
 from chalicelib.approval_model import token_label
@@ -33,7 +33,14 @@ from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
 from chalicelib.storage.pages import Page
-from chalicelib.task_model import MAX_DURATION_S, ONE_DAY_S, Backoff, Seconds
+from chalicelib.task_model import (
+    MAX_DURATION_S,
+    MAX_RUN_TIMEOUT_S,
+    ONE_DAY_S,
+    Backoff,
+    Seconds,
+    checked_run_timeout,
+)
 
 #: Most jobs `GET /v1/queue/correlation/{id}` returns (newest first).
 MAX_CORRELATED = 200
@@ -77,12 +84,22 @@ class JobSubmission(BaseModel):
     max_tries: int = Field(1, ge=1, le=100, description="Attempts in all (1: no retries).")
     retry_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S, description="The d of the backoff.")
     retry_backoff: Backoff = Field(Backoff.CONSTANT, description="Delay before retry k.")
-    timeout: Seconds = Field(300, gt=0, le=MAX_DURATION_S, description="A run past it fails.")
+    timeout: Seconds = Field(
+        300,
+        gt=0,
+        json_schema_extra={"maximum": MAX_RUN_TIMEOUT_S},
+        description="A run past it fails; at most what one executor invocation holds.",
+    )
     correlation_id: str | None = Field(None, min_length=1, max_length=128)
     resource_id: str | None = Field(None, min_length=1, max_length=256)
     requires_approval: bool = Field(
         False, description="Wait for a human first (also when the action requires it)."
     )
+
+    @field_validator("timeout")
+    @classmethod
+    def _fits_one_invocation(cls, seconds: float) -> float:
+        return checked_run_timeout(seconds)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,14 @@ ONE_DAY_S = 86_400
 #: Largest accepted duration of any policy: one year.
 MAX_DURATION_S = 366 * ONE_DAY_S
 MAX_LOG_BYTES = 262_144
+#: The executor function's Lambda timeout: Lambda's maximum. `.chalice/config.json`
+#: sets the same for `execute_jobs` (tests/unit/test_lambda_fit.py checks they agree).
+EXECUTOR_TIMEOUT_S = 900
+#: Part of one executor invocation kept for claiming a job before its run and
+#: recording it after; also the lease's margin over a run's timeout.
+RUN_MARGIN_S = 60
+#: The longest run one executor invocation holds: a task's or queue job's `timeout`.
+MAX_RUN_TIMEOUT_S = EXECUTOR_TIMEOUT_S - RUN_MARGIN_S
 
 _ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -113,6 +121,19 @@ def checked_timezone(zone: str) -> str:
     except ScheduleError as exc:
         raise PydanticCustomError("timezone", str(exc)) from exc
     return zone
+
+
+def checked_run_timeout(seconds: float) -> float:
+    """A pydantic validator: a run's `timeout`, if one executor invocation holds it."""
+    if seconds > MAX_RUN_TIMEOUT_S:
+        raise PydanticCustomError(
+            "timeout",
+            "must be at most {bound} s: what one executor invocation holds (Lambda's "
+            "{lambda_s} s less {margin} s to claim and record the run); run longer work "
+            "outside the executor (see docs/deploy.md)",
+            {"bound": MAX_RUN_TIMEOUT_S, "lambda_s": EXECUTOR_TIMEOUT_S, "margin": RUN_MARGIN_S},
+        )
+    return seconds
 
 
 def checked_schedule(schedule: str) -> str:
@@ -168,7 +189,9 @@ class TaskSpec(BaseModel):
     retry_attempts: int = Field(0, ge=0, le=100)
     retry_backoff: Backoff = Backoff.CONSTANT
     retry_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S)
-    timeout: Seconds = Field(300, gt=0, le=MAX_DURATION_S)
+    # The bound is checked by `checked_run_timeout` (its message says why) and
+    # published in the JSON Schema.
+    timeout: Seconds = Field(300, gt=0, json_schema_extra={"maximum": MAX_RUN_TIMEOUT_S})
     restart: Restart = Restart.NEVER
     restart_backoff: Backoff = Backoff.CONSTANT
     restart_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S)
@@ -188,6 +211,11 @@ class TaskSpec(BaseModel):
         if _CONTROL.search(name):
             raise PydanticCustomError("name", "must not contain control characters")
         return name
+
+    @field_validator("timeout")
+    @classmethod
+    def _fits_one_invocation(cls, seconds: float) -> float:
+        return checked_run_timeout(seconds)
 
     @field_validator("timezone")
     @classmethod

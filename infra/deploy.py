@@ -5,7 +5,9 @@ Tables, indexes, queues, the dead-letter queue, the console bucket and the
 alarms come from `infra.resources.template(stage)`; `chalice deploy` then
 deploys the functions, which find the resources by their stage-derived names.
 `python -m infra.deploy STAGE --console API_URL` builds the console for that
-API (`chalice url`) and syncs it to the stack's console bucket.
+API (`chalice url`) and syncs it to the stack's console bucket;
+`python -m infra.deploy STAGE --batch-failures` turns on partial batch failures
+on the executor's SQS event source, which `chalice deploy` cannot set.
 """
 
 from __future__ import annotations
@@ -89,6 +91,34 @@ def deploy(stage: str) -> None:
     print(f"{name}: deployed")
 
 
+#: The executor's Lambda function as Chalice names it: <app>-<stage>-<function>.
+EXECUTOR_FUNCTION = "tickwork-{stage}-execute_jobs"
+
+
+def report_batch_failures(stage: str, *, lambda_client: Any = None) -> list[str]:
+    """Set `ReportBatchItemFailures` on the executor's SQS event source mappings,
+    so the `batchItemFailures` its handler answers redeliver only those records
+    (`chalice package` gets the same from infra/sam-merge.json). Returns the
+    mappings' UUIDs."""
+    lambda_client = lambda_client or boto3.client("lambda")
+    function = EXECUTOR_FUNCTION.format(stage=stage)
+    updated = []
+    pages = lambda_client.get_paginator("list_event_source_mappings").paginate(
+        FunctionName=function
+    )
+    for page in pages:
+        for mapping in page["EventSourceMappings"]:
+            if ":sqs:" not in mapping.get("EventSourceArn", ""):
+                continue
+            lambda_client.update_event_source_mapping(
+                UUID=mapping["UUID"], FunctionResponseTypes=["ReportBatchItemFailures"]
+            )
+            updated.append(mapping["UUID"])
+    if not updated:
+        sys.exit(f"{function}: no SQS event source to set ReportBatchItemFailures on")
+    return updated
+
+
 _CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -145,7 +175,16 @@ def main() -> None:
         metavar="API_URL",
         help="build the console for this API URL (`chalice url`) and upload it",
     )
+    parser.add_argument(
+        "--batch-failures",
+        action="store_true",
+        help="after chalice deploy: ReportBatchItemFailures on the executor's SQS event source",
+    )
     args = parser.parse_args()
+    if args.batch_failures:
+        for uuid in report_batch_failures(args.stage):
+            print(f"Event source mapping {uuid}: ReportBatchItemFailures")
+        return
     if args.console is None:
         deploy(args.stage)
         return

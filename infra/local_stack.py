@@ -20,6 +20,7 @@ Settings (environment):
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
 import os
 import secrets
@@ -38,7 +39,7 @@ from typing import Any
 
 import boto3
 from chalice.config import Config
-from chalice.local import LocalDevServer
+from chalice.local import LambdaContext, LocalDevServer
 
 from chalicelib import services as services_module
 from chalicelib.auth import DEFAULT_PROJECT, SECRET_PREFIX, Role
@@ -52,6 +53,7 @@ from infra.local import provision, restore, snapshot
 STAGE = "local"
 #: How long Ctrl-C waits for the tick, workers and snapshots before the last snapshot.
 STOP_GRACE_S = 15.0
+CHALICE_CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
 #: Names of this machine under which `http_request` may call the stack's own API.
 OWN_API_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -178,7 +180,13 @@ def main() -> int:
         daemon("snapshots", keep_snapshots, aws, config, stop),
         daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
         daemon(
-            "dead-letters", poll_queue, aws.endpoint_url, dlq_url, chalice_app.dead_letters, stop
+            "dead-letters",
+            poll_queue,
+            aws.endpoint_url,
+            dlq_url,
+            chalice_app.dead_letters,
+            stop,
+            function_timeout_s("dead_letters"),
         ),
         *(
             daemon(
@@ -188,6 +196,7 @@ def main() -> int:
                 jobs_url,
                 chalice_app.execute_jobs,
                 stop,
+                function_timeout_s("execute_jobs"),
             )
             for n in range(config.workers)
         ),
@@ -254,14 +263,24 @@ def run_ticks(
             return
 
 
+def function_timeout_s(name: str) -> int:
+    """A function's `lambda_timeout` in `.chalice/config.json`, as deployed."""
+    config = json.loads(CHALICE_CONFIG.read_text())
+    per_function = config.get("lambda_functions", {}).get(name, {})
+    return int(per_function.get("lambda_timeout", config["lambda_timeout"]))
+
+
 def poll_queue(
     endpoint_url: str,
     queue_url: str,
     handler: Callable[[dict[str, Any], Any], Any],
     stop: threading.Event,
+    timeout_s: int,
 ) -> None:
-    """Lambda's SQS event source: long-poll, hand the handler a real SQS event,
-    delete the batch when the handler returns (leave it to SQS when it raises)."""
+    """Lambda's SQS event source with `ReportBatchItemFailures`: long-poll, hand
+    the handler a real SQS event and a context whose remaining time counts down
+    from the function's timeout, and when it returns delete the records it did
+    not report in `batchItemFailures` (leave the whole batch to SQS when it raises)."""
     sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -282,21 +301,32 @@ def poll_queue(
         messages = response.get("Messages", [])
         if not messages:
             continue
-        event = {"Records": [_sqs_record(m, arn) for m in messages]}
+        event = {"Records": [sqs_record(m, arn) for m in messages]}
+        context = LambdaContext("local", 0, max_runtime_ms=timeout_s * 1000)
         try:
-            handler(event, None)
+            answer = handler(event, context)
         except Exception:
             logging.getLogger("tickwork.local").exception("handler failed; SQS redelivers")
             continue
-        sqs.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
+        again = _reported(answer)
+        done = [m for m in messages if m["MessageId"] not in again]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
 
 
-def _sqs_record(message: Any, arn: str) -> dict[str, Any]:
+def _reported(answer: Any) -> set[str]:
+    """The message ids a handler's answer reports as batch item failures."""
+    if not isinstance(answer, dict):
+        return set()
+    return {str(item["itemIdentifier"]) for item in answer.get("batchItemFailures", [])}
+
+
+def sqs_record(message: Any, arn: str) -> dict[str, Any]:
     """One record of a Lambda SQS event, as AWS builds it from a received message."""
     return {
         "messageId": message["MessageId"],

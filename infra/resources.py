@@ -21,9 +21,10 @@ from typing import Any
 
 Json = dict[str, Any]
 
-#: Seconds a received job message stays invisible before SQS redelivers it.
-#: Longer than the largest task timeout (DESIGN caps it via leases; see engine).
-JOBS_VISIBILITY_TIMEOUT_S = 960
+#: Seconds a received job message stays invisible before SQS redelivers it:
+#: six times the executor's Lambda timeout (900 s), AWS's guidance for an SQS
+#: event source (tests/unit/test_lambda_fit.py checks it against the config).
+JOBS_VISIBILITY_TIMEOUT_S = 6 * 900
 #: Receives after which SQS moves a message to the dead-letter queue.
 JOBS_MAX_RECEIVE_COUNT = 5
 #: Non-key attributes the jobs table's stage-wide listing indexes copy

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from chalice.local import LambdaContext
 from chalice.test import Client
 
+from app import app
 from chalicelib.auth import Principal, Role
 from chalicelib.jobs import Job
 from chalicelib.services import Services
-from chalicelib.task_model import Task
+from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
 
 #: The principal engine tests act as.
 ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
@@ -33,6 +35,12 @@ class Pipeline:
         )
         self.jobs_url = services.queue.url("jobs")
         self.dlq_url = services.queue.url("jobs-dlq")
+
+    def execute(self, event: dict[str, Any]) -> Any:
+        """Invoke the executor as Lambda does, with its full timeout ahead of it
+        (`client.lambda_.invoke` gives every function 3 s)."""
+        context = LambdaContext("execute_jobs", 512, max_runtime_ms=EXECUTOR_TIMEOUT_S * 1000)
+        return app.handler_map["execute_jobs"](event, context)
 
     def tick(self) -> None:
         event = self.client.events.generate_cw_event(
@@ -76,7 +84,7 @@ class Pipeline:
                     event = self.client.events.generate_sqs_event(
                         message_bodies=batch, queue_name=self.services.settings.queue_name("jobs")
                     )
-                    self.client.lambda_.invoke("execute_jobs", event)
+                    self.execute(event)
             delivered += len(bodies)
         if must_drain:
             raise AssertionError("the queue never drained")
