@@ -9,19 +9,24 @@ infra/sam-merge.json merged in, as `make package` does.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore.session
 import pytest
 from chalice.awsclient import TypedAWSClient
 from chalice.cli.factory import CLIFactory
 from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
 from chalice.package import PackageOptions, SAMTemplateGenerator, TemplateDeepMerger
+from moto import mock_aws
 
 from chalicelib.executor import LEASE_MARGIN_S
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
+from infra.deploy import report_batch_failures
 from infra.resources import JOBS_VISIBILITY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +52,7 @@ def test_each_function_has_its_own_limits() -> None:
 
 
 def test_the_jobs_queue_hides_a_message_six_executor_timeouts() -> None:
-    assert JOBS_VISIBILITY_TIMEOUT_S >= 6 * functions()["execute_jobs"]["lambda_timeout"]
+    assert 6 * functions()["execute_jobs"]["lambda_timeout"] <= JOBS_VISIBILITY_TIMEOUT_S
 
 
 @pytest.fixture
@@ -77,3 +82,36 @@ def test_the_packaged_executor_reports_partial_batch_failures(
     assert event["Type"] == "SQS"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["Properties"]["BatchSize"] == 10  # the rest of Chalice's event is kept
+
+
+def test_after_chalice_deploy_the_executor_event_source_reports_batch_failures() -> None:
+    with mock_aws():
+        role = boto3.client("iam", region_name="us-east-1").create_role(
+            RoleName="executor", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "def handler(event, context): pass")
+        lam = boto3.client("lambda", region_name="us-east-1")
+        lam.create_function(
+            FunctionName="tickwork-dev-execute_jobs",
+            Runtime="python3.11",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": code.getvalue()},
+        )
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="tickwork-dev-jobs")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        # What `chalice deploy` leaves: an event source without the setting.
+        mapping = lam.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName="tickwork-dev-execute_jobs", BatchSize=10
+        )
+        assert not lam.get_event_source_mapping(UUID=mapping["UUID"]).get("FunctionResponseTypes")
+
+        assert report_batch_failures("dev", lambda_client=lam) == [mapping["UUID"]]
+
+        updated = lam.get_event_source_mapping(UUID=mapping["UUID"])
+        assert updated["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
