@@ -123,6 +123,11 @@ def checked_timezone(zone: str) -> str:
     return zone
 
 
+#: Validation context of a task read back from storage: it was valid when
+#: stored, and a bound added since (the run timeout's) must not make it unreadable.
+STORED: dict[str, bool] = {"stored": True}
+
+
 def checked_run_timeout(seconds: float) -> float:
     """A pydantic validator: a run's `timeout`, if one executor invocation holds it."""
     if seconds > MAX_RUN_TIMEOUT_S:
@@ -214,7 +219,11 @@ class TaskSpec(BaseModel):
 
     @field_validator("timeout")
     @classmethod
-    def _fits_one_invocation(cls, seconds: float) -> float:
+    def _fits_one_invocation(cls, seconds: float, info: ValidationInfo) -> float:
+        if cls is not TaskSpec or info.context is STORED:
+            # A stored task or its view: one stored before the bound stays
+            # readable, and its runs fail saying why (the executor).
+            return seconds
         return checked_run_timeout(seconds)
 
     @field_validator("timezone")
@@ -253,7 +262,9 @@ class Task(TaskSpec):
     changed_by_token: str | None = None
 
     def spec(self) -> TaskSpec:
-        return TaskSpec.model_validate(self.model_dump(include=set(TaskSpec.model_fields)))
+        return TaskSpec.model_validate(
+            self.model_dump(include=set(TaskSpec.model_fields)), context=STORED
+        )
 
 
 class TaskView(TaskSpec):

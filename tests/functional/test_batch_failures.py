@@ -29,7 +29,8 @@ from chalicelib.storage.jobs import JobStore, StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 from infra.local_stack import poll_queue, sqs_record
-from tests.conftest import Calls, FakeClock
+from tests.conftest import Calls, FakeClock, Token
+from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs
 
 
@@ -246,3 +247,31 @@ def test_the_local_poller_deletes_only_the_records_not_reported(settings: Settin
     counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert counts["ApproximateNumberOfMessages"] == "0"
     assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"  # m1: SQS's to deliver again
+
+
+def test_a_stored_timeout_no_invocation_could_hold_fails_the_job_instead_of_looping(
+    services: Services,
+    pipeline: Pipeline,
+    calls: Calls,
+    make_task: Callable[..., Task],
+    api: Api,
+    make_token: Callable[..., Token],
+) -> None:
+    # A task stored before the bound existed (validation then allowed a year).
+    current = make_task(schedule="0 * * * *")
+    task = current.model_copy(update={"id": "tsk_stored_before_the_bound", "name": "old"})
+    TaskStore(services.settings).create(task.model_copy(update={"timeout": 3600}))
+    member = make_token("acme")
+    shown = api.get(f"/v1/scheduled-tasks/{task.id}", token=member)
+    assert shown.status_code == 200  # still readable
+    assert body(shown)["timeout"] == 3600
+    services.runs.trigger(ACME, task.id)
+    [record] = received(pipeline)
+
+    assert execute([record], remaining_s=900) == {"batchItemFailures": []}
+
+    assert calls.seen == []
+    [job] = runs(services, task)
+    assert job.status is JobStatus.FAILED
+    assert job.error == "timeout 3600 s is above 840 s, what one executor invocation holds"
+    assert received(pipeline) == []
