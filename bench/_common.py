@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
+
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +51,29 @@ print(server.get_host_and_port()[1], flush=True)
 sys.stdin.read()  # until the parent closes our stdin (or dies)
 server.stop()
 """
+
+
+@contextmanager
+def moto_stage(stage: str = "bench") -> Iterator[tuple[Settings, str]]:
+    """moto's server in this process with `stage` provisioned: the stage's
+    settings and moto's endpoint URL. The lookahead is 0.5 s: a tick emits only
+    what is due by the fake clock's now, so messages carry no SQS delay. For
+    benchmarks that count calls, not time (`MotoProcess` keeps moto's CPU apart
+    when time is measured)."""
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.settings import Settings
+    from infra.local import provision
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        provision(endpoint, stage)
+        yield Settings(stage=stage, aws_endpoint_url=endpoint, lookahead_s=0.5), endpoint
+    finally:
+        server.stop()
 
 
 class MotoProcess:

@@ -30,16 +30,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
 
-from bench._common import CallCounter, Op, Tally, fake_aws_credentials, quiet_logs, table
+from bench._common import (
+    CallCounter,
+    Op,
+    Tally,
+    fake_aws_credentials,
+    moto_stage,
+    quiet_logs,
+    table,
+)
 from chalicelib.auth import Principal, Role
 from chalicelib.clock import ManualClock
 from chalicelib.jobs import JobStatus
 from chalicelib.services import Services
-from chalicelib.settings import Settings
 from chalicelib.task_model import TaskSpec
-from infra.local import provision
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
 CREATED_AT = datetime(2027, 1, 4, 9, 0, 30, tzinfo=UTC)
@@ -117,13 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     counter = CallCounter(attribute=True)
     counter.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        provision(endpoint, "bench")
-        settings = Settings(stage="bench", aws_endpoint_url=endpoint, lookahead_s=0.5)
+    with moto_stage() as (settings, endpoint):
         clock = ManualClock(CREATED_AT)
         services = Services.build(settings, clock=clock, sleep=clock.advance)
 
@@ -160,8 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         kept = min(2, args.keep_runs or 2)
         if statuses != Counter({JobStatus.COMPLETE.value: kept * k}):
             raise RuntimeError(f"runs did not all complete: {dict(statuses)}")
-    finally:
-        server.stop()
 
     report(k, create, cold, warm, idle)
     return 0

@@ -37,19 +37,16 @@ from typing import Any
 
 import boto3
 import botocore.session
-from moto.server import ThreadedMotoServer
 from pydantic import BaseModel, ConfigDict
 
-from bench._common import CallCounter, Tally, fake_aws_credentials, quiet_logs, table
+from bench._common import CallCounter, Tally, fake_aws_credentials, moto_stage, quiet_logs, table
 from chalicelib.actions import Action, ActionContext, Registry
 from chalicelib.actions.builtin import BUILTIN
 from chalicelib.auth import Principal, Role
 from chalicelib.clock import ManualClock
 from chalicelib.jobs import JobStatus
 from chalicelib.services import Services
-from chalicelib.settings import Settings
 from chalicelib.task_model import TaskSpec
-from infra.local import provision
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
 START = datetime(2027, 1, 4, 9, 0, 0, tzinfo=UTC)
@@ -146,84 +143,78 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return {"held": True}
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        provision(endpoint, "bench")
-        settings = Settings(stage="bench", aws_endpoint_url=endpoint, lookahead_s=0.5)
-        services = Services.build(
-            settings,
-            clock=clock,
-            actions=Registry([*BUILTIN, Action("hold", HoldArgs, hold_slot)]),
-            sleep=clock.advance,
-        )
-        sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
-        counter.detach(sqs)
-        url = services.queue.url("jobs")
-        spec: dict[str, Any] = {
-            "name": "held",
-            "schedule": "0 0 1 1 *",
-            "action": "hold",
-            "on_overlap": "queue",
-        }
-        if "queue_max" in TaskSpec.model_fields:  # the field this benchmark is about
-            spec["queue_max"] = max(n, 10)
-        task = services.tasks.create(PRINCIPAL, TaskSpec.model_validate(spec))
+        with moto_stage() as (settings, endpoint):
+            services = Services.build(
+                settings,
+                clock=clock,
+                actions=Registry([*BUILTIN, Action("hold", HoldArgs, hold_slot)]),
+                sleep=clock.advance,
+            )
+            sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
+            counter.detach(sqs)
+            url = services.queue.url("jobs")
+            spec: dict[str, Any] = {
+                "name": "held",
+                "schedule": "0 0 1 1 *",
+                "action": "hold",
+                "on_overlap": "queue",
+            }
+            if "queue_max" in TaskSpec.model_fields:  # the field this benchmark is about
+                spec["queue_max"] = max(n, 10)
+            task = services.tasks.create(PRINCIPAL, TaskSpec.model_validate(spec))
 
-        def deliver_due(step_s: float = 0.0) -> None:
-            while bodies := delays.due():
-                drain(sqs, url)
-                for body in bodies:
-                    clock.advance(step_s)  # after the release: tells apart who started first
-                    services.executor.handle_batch([body])
+            def deliver_due(step_s: float = 0.0) -> None:
+                while bodies := delays.due():
+                    drain(sqs, url)
+                    for body in bodies:
+                        clock.advance(step_s)  # after the release: tells apart who started first
+                        services.executor.handle_batch([body])
 
-        holder = services.runs.trigger(PRINCIPAL, task.id)
-        (body,) = delays.due()
-        drain(sqs, url)
-        running = threading.Thread(target=services.executor.handle_batch, args=([body],))
-        running.start()
-        for _ in range(n):
-            clock.advance(1)
-            services.runs.trigger(PRINCIPAL, task.id)
-            deliver_due()
-        jobs = services.runs.runs(PRINCIPAL, task.id, limit=200, cursor=None).items
-        waiting = [j for j in jobs if j.status is JobStatus.SCHEDULED]
-        if len(waiting) != n:
-            raise RuntimeError(f"expected {n} waiting firings, found {len(waiting)}: {jobs}")
-
-        sent_before = delays.messages
-        counter.take()
-        with counter.measuring() as span:
-            for second in range(60 * args.minutes):
+            holder = services.runs.trigger(PRINCIPAL, task.id)
+            (body,) = delays.due()
+            drain(sqs, url)
+            running = threading.Thread(target=services.executor.handle_batch, args=([body],))
+            running.start()
+            for _ in range(n):
                 clock.advance(1)
-                if second % TICK_EVERY_S == 0:
-                    services.tick.run()
+                services.runs.trigger(PRINCIPAL, task.id)
                 deliver_due()
-        span_messages = delays.messages - sent_before
+            jobs = services.runs.runs(PRINCIPAL, task.id, limit=200, cursor=None).items
+            waiting = [j for j in jobs if j.status is JobStatus.SCHEDULED]
+            if len(waiting) != n:
+                raise RuntimeError(f"expected {n} waiting firings, found {len(waiting)}: {jobs}")
 
-        sent_before = delays.messages
-        released_at = clock.now()
-        with counter.measuring() as after:
-            hold.set()
-            running.join(30)
-            for _ in range(600):
-                deliver_due(step_s=0.001)
-                jobs = services.runs.runs(PRINCIPAL, task.id, limit=200, cursor=None).items
-                if all(j.status is JobStatus.COMPLETE for j in jobs):
-                    break
-                clock.advance(1)
-        after_messages = delays.messages - sent_before
-        statuses = sorted(j.status.value for j in jobs)
-        if statuses != ["complete"] * (n + 1):
-            raise RuntimeError(f"runs did not all complete: {statuses}")
-        order = [j.id for j in sorted(jobs, key=lambda j: j.started_at or START)]
-        fired = [j.id for j in sorted(jobs, key=lambda j: j.scheduled_for)]
-        drained_s = (clock.now() - released_at).total_seconds()
+            sent_before = delays.messages
+            counter.take()
+            with counter.measuring() as span:
+                for second in range(60 * args.minutes):
+                    clock.advance(1)
+                    if second % TICK_EVERY_S == 0:
+                        services.tick.run()
+                    deliver_due()
+            span_messages = delays.messages - sent_before
+
+            sent_before = delays.messages
+            released_at = clock.now()
+            with counter.measuring() as after:
+                hold.set()
+                running.join(30)
+                for _ in range(600):
+                    deliver_due(step_s=0.001)
+                    jobs = services.runs.runs(PRINCIPAL, task.id, limit=200, cursor=None).items
+                    if all(j.status is JobStatus.COMPLETE for j in jobs):
+                        break
+                    clock.advance(1)
+            after_messages = delays.messages - sent_before
+            statuses = sorted(j.status.value for j in jobs)
+            if statuses != ["complete"] * (n + 1):
+                raise RuntimeError(f"runs did not all complete: {statuses}")
+            order = [j.id for j in sorted(jobs, key=lambda j: j.started_at or START)]
+            fired = [j.id for j in sorted(jobs, key=lambda j: j.scheduled_for)]
+            drained_s = (clock.now() - released_at).total_seconds()
     finally:
         hold.set()
-        server.stop()
 
     report(n, args.minutes, span, span_messages, after, after_messages, drained_s)
     print(f"Holder {holder.id} then the waiting firings in fire order: {order == fired}")

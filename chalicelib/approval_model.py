@@ -47,11 +47,6 @@ class ApprovalRequest(BaseModel):
     )
 
 
-def token_label(name: str, token_id: str) -> str:
-    """How a request names a token (`requested_by`, `decided_by`): its name and id."""
-    return f"{name} ({token_id})"
-
-
 def approval_request_id(job_id: str) -> str:
     """The one request a job can have: holding a job twice makes one request.
     The id goes into URL paths, so a user job key's `/` becomes `~`, which no

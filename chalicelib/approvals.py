@@ -14,12 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.actions import Registry
-from chalicelib.approval_model import (
-    ApprovalRequest,
-    ApprovalStatus,
-    approval_request_id,
-    token_label,
-)
+from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_request_id
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, to_ms
 from chalicelib.errors import Conflict, Forbidden, NotFound
@@ -35,11 +30,6 @@ from chalicelib.storage.tables import JobRecord
 from chalicelib.storage.tasks import TaskStore
 
 logger = logging.getLogger("tickwork.approvals")
-
-
-def decided_by(principal: Principal) -> str:
-    """How a request records who decided it: the token's name and id."""
-    return token_label(principal.name, principal.token_id)
 
 
 class ApprovalService:
@@ -149,7 +139,7 @@ class ApprovalService:
                 JobRecord.due_shard.set(self._jobs.shard_of(stored.job.id)),
                 JobRecord.due_ms.set(to_ms(now + REDELIVERY_GRACE)),
             ],
-            by=decided_by(principal),
+            by=principal.label,
             reason=comment,
         )
         # If this message is lost later, the tick re-sends it once REDELIVERY_GRACE passed.
@@ -176,7 +166,7 @@ class ApprovalService:
                 now=self._clock.now(),
                 error=f"rejected: {reason}" if reason else "rejected",
             ),
-            by=decided_by(principal),
+            by=principal.label,
             reason=reason,
         )
         return self.get(principal, request_id)
@@ -194,7 +184,7 @@ class ApprovalService:
                 ApprovalStatus.REJECTED,
                 JobStatus.CANCELLED,
                 self._jobs.end_actions(stored, now=self._clock.now(), error="cancelled"),
-                by=decided_by(principal),
+                by=principal.label,
                 reason="job cancelled",
             )
         except Conflict:

@@ -43,6 +43,12 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
 
+    @property
+    def label(self) -> str:
+        """How records name this token (`requested_by`, `decided_by`, `changed_by`):
+        its name, readable, and its id, unique when names repeat."""
+        return f"{self.name} ({self.token_id})"
+
     def require_admin(self) -> None:
         if not self.is_admin:
             raise Forbidden("this endpoint needs an admin token")

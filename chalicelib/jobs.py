@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_serializer
 from pydantic.json_schema import SkipJsonSchema
 
+from chalicelib.auth import Principal
 from chalicelib.clock import to_ms
 
 
@@ -195,6 +196,11 @@ def job_keys(project_id: str, shown_id: str) -> tuple[str, ...]:
     if shown_id.startswith(MADE_ID_PREFIXES):
         return (shown_id, user)
     return (user, shown_id)
+
+
+def asked_by(principal: Principal) -> dict[str, str]:
+    """The `Job` fields naming the token that asked for a run."""
+    return {"requested_by": principal.label, "requested_by_token": principal.token_id}
 
 
 def firing_job_id(task_id: str, at: datetime) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.actions import Registry
-from chalicelib.approval_model import token_label
 from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
@@ -23,6 +22,7 @@ from chalicelib.jobs import (
     Job,
     JobStatus,
     Trigger,
+    asked_by,
     job_keys,
     public_job_id,
     user_job_key,
@@ -195,8 +195,7 @@ class QueueService:
             resource_id=sub.resource_id,
             requires_approval=sub.requires_approval,
             expires_at=expires_at,
-            requested_by=token_label(principal.name, principal.token_id),
-            requested_by_token=principal.token_id,
+            **asked_by(principal),
         )
         policy = RunPolicy(
             timeout_s=sub.timeout,
@@ -260,20 +259,12 @@ class QueueService:
                 f"job '{job_id}' is {old.job.status.value}; only failed, cancelled or expired "
                 "jobs can be retried"
             )
-        return self._rerun(old, asked_by=principal)
+        return self._rerun(old, asker=principal)
 
-    def _rerun(self, old: StoredJob, *, asked_by: Principal | None = None) -> Job:
-        """`old` again as a new job. `asked_by`: the token that asked for this run
+    def _rerun(self, old: StoredJob, *, asker: Principal | None = None) -> Job:
+        """`old` again as a new job. `asker`: the token that asked for this run
         (a manual retry); without it (a redrive) the old job's asker stays."""
         now = self._clock.now()
-        asker = (
-            {}
-            if asked_by is None
-            else {
-                "requested_by": token_label(asked_by.name, asked_by.token_id),
-                "requested_by_token": asked_by.token_id,
-            }
-        )
         job = old.job.model_copy(
             update={
                 "id": self._ids.new_id("job"),
@@ -294,7 +285,7 @@ class QueueService:
                 "skip_num": 0,
                 "expires_at": None,
                 "retry_of": old.job.id,
-                **asker,
+                **(asked_by(asker) if asker is not None else {}),
             }
         )
         return self._enqueue(job, old.policy)
@@ -413,6 +404,10 @@ class QueueService:
             dead_letter=self._jobs.count_dead_letters(principal.project_id),
             oldest_queued_age_seconds=age,
         )
+
+    def action_names(self) -> list[str]:
+        """The registered actions' names, sorted (no schemas built)."""
+        return self._actions.names()
 
     def actions(self) -> list[ActionInfo]:
         return [

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.approval_model import token_label
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
 from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs import Job, JobStatus, Trigger, asked_by
 from chalicelib.messaging import JobQueue, delay_until
 from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
@@ -61,9 +60,9 @@ class RunService:
         return task
 
     def _job(
-        self, task: Task, job_id: str, at: datetime, trigger: Trigger, asked_by: Principal
+        self, task: Task, job_id: str, at: datetime, trigger: Trigger, asker: Principal
     ) -> Job:
-        """A run of `task` that `asked_by` asked for: it, not the task's last
+        """A run of `task` that `asker` asked for: it, not the task's last
         changer, is the run's `requested_by` (HITL)."""
         now = self._clock.now()
         return Job(
@@ -79,8 +78,7 @@ class RunService:
             enqueued_at=now,
             timestamp_ms=to_ms(at),
             requires_approval=task.requires_approval,
-            requested_by=token_label(asked_by.name, asked_by.token_id),
-            requested_by_token=asked_by.token_id,
+            **asked_by(asker),
         )
 
     def _submit(self, task: Task, job: Job) -> None:

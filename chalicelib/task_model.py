@@ -123,21 +123,22 @@ def checked_timezone(zone: str) -> str:
     return zone
 
 
-#: Validation context of a task read back from storage: it was valid when
-#: stored, and a bound added since (the run timeout's) must not make it unreadable.
-STORED: dict[str, bool] = {"stored": True}
+def run_timeout_refusal(seconds: float) -> str | None:
+    """Why a run's `timeout` is refused (one executor invocation cannot hold it), or None."""
+    if seconds <= MAX_RUN_TIMEOUT_S:
+        return None
+    return (
+        f"must be at most {MAX_RUN_TIMEOUT_S} s: what one executor invocation holds (Lambda's "
+        f"{EXECUTOR_TIMEOUT_S} s less {RUN_MARGIN_S} s to claim and record the run); run "
+        "longer work outside the executor (see docs/deploy.md)"
+    )
 
 
 def checked_run_timeout(seconds: float) -> float:
     """A pydantic validator: a run's `timeout`, if one executor invocation holds it."""
-    if seconds > MAX_RUN_TIMEOUT_S:
-        raise PydanticCustomError(
-            "timeout",
-            "must be at most {bound} s: what one executor invocation holds (Lambda's "
-            "{lambda_s} s less {margin} s to claim and record the run); run longer work "
-            "outside the executor (see docs/deploy.md)",
-            {"bound": MAX_RUN_TIMEOUT_S, "lambda_s": EXECUTOR_TIMEOUT_S, "margin": RUN_MARGIN_S},
-        )
+    refusal = run_timeout_refusal(seconds)
+    if refusal is not None:
+        raise PydanticCustomError("timeout", refusal)
     return seconds
 
 
@@ -194,8 +195,8 @@ class TaskSpec(BaseModel):
     retry_attempts: int = Field(0, ge=0, le=100)
     retry_backoff: Backoff = Backoff.CONSTANT
     retry_delay: Seconds = Field(60, ge=0, le=ONE_DAY_S)
-    # The bound is checked by `checked_run_timeout` (its message says why) and
-    # published in the JSON Schema.
+    # The bound is checked on what the API receives (`TaskService`), not here: a
+    # task stored before it stays readable, and its runs fail saying why.
     timeout: Seconds = Field(300, gt=0, json_schema_extra={"maximum": MAX_RUN_TIMEOUT_S})
     restart: Restart = Restart.NEVER
     restart_backoff: Backoff = Backoff.CONSTANT
@@ -216,15 +217,6 @@ class TaskSpec(BaseModel):
         if _CONTROL.search(name):
             raise PydanticCustomError("name", "must not contain control characters")
         return name
-
-    @field_validator("timeout")
-    @classmethod
-    def _fits_one_invocation(cls, seconds: float, info: ValidationInfo) -> float:
-        if cls is not TaskSpec or info.context is STORED:
-            # A stored task or its view: one stored before the bound stays
-            # readable, and its runs fail saying why (the executor).
-            return seconds
-        return checked_run_timeout(seconds)
 
     @field_validator("timezone")
     @classmethod
@@ -262,9 +254,7 @@ class Task(TaskSpec):
     changed_by_token: str | None = None
 
     def spec(self) -> TaskSpec:
-        return TaskSpec.model_validate(
-            self.model_dump(include=set(TaskSpec.model_fields)), context=STORED
-        )
+        return TaskSpec.model_validate(self.model_dump(include=set(TaskSpec.model_fields)))
 
 
 class TaskView(TaskSpec):

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib.actions import Registry
-from chalicelib.approval_model import token_label
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory
 from chalicelib.errors import (
@@ -23,7 +22,7 @@ from chalicelib.schedules import next_fire, parse_schedule, parse_timezone, upco
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.pages import Page
 from chalicelib.storage.tasks import TaskFilter, TaskStore
-from chalicelib.task_model import Kind, Task, TaskSpec
+from chalicelib.task_model import Kind, Task, TaskSpec, run_timeout_refusal
 
 #: How many fire times `GET /v1/scheduled-tasks/{task_id}` shows.
 UPCOMING_COUNT = 5
@@ -121,7 +120,7 @@ def parse_if_match(value: str | None) -> int | None:
 def _changed_by(principal: Principal) -> dict[str, str]:
     """The `Task` fields naming the token that creates or changes it."""
     return {
-        "changed_by": token_label(principal.name, principal.token_id),
+        "changed_by": principal.label,
         "changed_by_token": principal.token_id,
     }
 
@@ -143,7 +142,7 @@ class TaskService:
         self._max_args_bytes = max_args_bytes
 
     def create(self, principal: Principal, spec: TaskSpec) -> Task:
-        self._check_action(spec)
+        self._check_runnable(spec)
         now = self._clock.now()
         self._refuse_past_once(spec, now)
         first = next_run(spec, after=now, anchor=now)
@@ -218,7 +217,7 @@ class TaskService:
             spec = TaskSpec.model_validate(document)
         except ValidationError as exc:
             raise from_pydantic(exc, "body") from exc
-        self._check_action(spec)
+        self._check_runnable(spec)
         now = self._clock.now()
         before = current.spec()
         timing_changed = (spec.schedule, spec.timezone, spec.kind) != (
@@ -257,11 +256,15 @@ class TaskService:
             }
         )
 
-    def _check_action(self, spec: TaskSpec) -> None:
+    def _check_runnable(self, spec: TaskSpec) -> None:
         """A task names a registered action with args it accepts, as a queue
-        submission must: otherwise every firing would fail (422, 413 when too big)."""
+        submission must, and a `timeout` one executor invocation holds: otherwise
+        every firing would fail (422, 413 when too big)."""
         ensure_args_fit(spec.args, self._max_args_bytes)
         self._actions.checked(spec.action, spec.args)
+        refusal = run_timeout_refusal(spec.timeout)
+        if refusal is not None:
+            raise ValidationFailed.at("body.timeout", refusal, spec.timeout)
 
     @staticmethod
     def _refuse_past_once(spec: TaskSpec, now: datetime) -> None:

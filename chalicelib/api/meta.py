@@ -45,8 +45,7 @@ def health(call: Call) -> Health:
     auth="none",
 )
 def openapi_json(call: Call) -> Any:
-    names = sorted(action.name for action in call.services.jobs.actions())
-    return json_response(openapi.document(actions=names))
+    return json_response(openapi.document(actions=call.services.jobs.action_names()))
 
 
 @endpoint(

@@ -18,7 +18,7 @@ from chalicelib.storage.errors import StorageConflict, condition_failed, failed_
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, UniqueRecord
 from chalicelib.storage.transactions import TransactionConnection
-from chalicelib.task_model import STORED, Task, TaskSpec
+from chalicelib.task_model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
 #: not repeated inside the `spec` JSON: each fact is stored once.
@@ -113,27 +113,23 @@ class TaskStore:
                 "enabled": record.enabled,
                 "action": record.action,
                 "group": record.group,
-            },
-            context=STORED,
+            }
         )
-        return Task.model_validate(
-            {
-                **spec.model_dump(),
-                "id": record.id,
-                "project_id": record.project_id,
-                "next_run_at": from_ms(int(record.next_run_ms)) if record.next_run_ms else None,
-                "last_run_at": from_ms(int(record.last_run_ms)) if record.last_run_ms else None,
-                "last_status": record.last_status,
-                "paused_reason": record.paused_reason,
-                "consecutive_failures": int(record.consecutive_failures or 0),
-                "created_at": from_ms(int(record.created_ms)),
-                "updated_at": from_ms(int(record.updated_ms)),
-                "version": int(record.version),
-                "anchor_at": from_ms(int(record.anchor_ms)),
-                "changed_by": record.changed_by,
-                "changed_by_token": record.changed_by_token,
-            },
-            context=STORED,
+        return Task(
+            **spec.model_dump(),
+            id=record.id,
+            project_id=record.project_id,
+            next_run_at=from_ms(int(record.next_run_ms)) if record.next_run_ms else None,
+            last_run_at=from_ms(int(record.last_run_ms)) if record.last_run_ms else None,
+            last_status=record.last_status,
+            paused_reason=record.paused_reason,
+            consecutive_failures=int(record.consecutive_failures or 0),
+            created_at=from_ms(int(record.created_ms)),
+            updated_at=from_ms(int(record.updated_ms)),
+            version=int(record.version),
+            anchor_at=from_ms(int(record.anchor_ms)),
+            changed_by=record.changed_by,
+            changed_by_token=record.changed_by_token,
         )
 
     def _connection(self) -> Connection:
