@@ -58,7 +58,17 @@ _JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 class JobSubmission(BaseModel):
     """`POST /v1/queue/jobs`: one job, with ARQ's submission semantics (DESIGN §5)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # "Not both" in the schema too, so that a client generated from
+        # /openapi.json knows it: a body naming both (neither null) is invalid.
+        json_schema_extra={
+            "not": {
+                "required": ["defer_until", "defer_by"],
+                "properties": {"defer_until": {"type": "string"}, "defer_by": {"type": "number"}},
+            }
+        },
+    )
 
     action: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", description="A registered action.")
     args: dict[str, Any] = Field(

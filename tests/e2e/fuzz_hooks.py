@@ -8,7 +8,10 @@ Only positively generated cases are touched (negative ones stay as generated):
   schema could give, and zone names are whatever the tz database holds;
 - a job's or task's `action` becomes `echo`, which takes any `args` (the schema
   lists the registered names; which args fit which name is each action's own
-  model, shown by `GET /v1/queue/actions`).
+  model, shown by `GET /v1/queue/actions`);
+- a job's `expires` is dropped when it is deferred: `expires` counts from
+  submission and must reach the deferred start, a relation between two fields
+  that no schema states.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ ACTION_BODIES = {
 }
 SCHEDULE_BODIES = {("POST", "/v1/scheduled-tasks"), ("PATCH", "/v1/scheduled-tasks/{task_id}")}
 PREVIEW = ("GET", "/v1/schedules/preview")
+SUBMIT = ("POST", "/v1/queue/jobs")
 
 
 def _examples(values: dict[str, Any], pick: int, *, patch: bool) -> None:
@@ -61,6 +65,9 @@ def map_case(context: Any, case: Any) -> Any:
         if key in ACTION_BODIES and ("action" in body or "args" in body):
             # `echo` takes any args; every other action's args follow its own model.
             body["action"] = "echo"
+        deferred = body.get("defer_until") is not None or body.get("defer_by") is not None
+        if key == SUBMIT and deferred:
+            body.pop("expires", None)
         if key in SCHEDULE_BODIES:
             _examples(body, pick, patch=key[0] == "PATCH")
     return case
