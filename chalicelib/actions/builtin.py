@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.actions import ai, http_request, lambda_invoke, query, rooms
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
+from chalicelib.task_model import MAX_RUN_TIMEOUT_S
 
 
 class EchoArgs(BaseModel):
@@ -25,7 +26,8 @@ def echo(ctx: ActionContext, args: EchoArgs) -> Any:
 class SleepArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float = Field(ge=0, le=900, description="How long to sleep.")
+    # No longer than a run may take (a longer sleep could only end `timeout`).
+    seconds: float = Field(ge=0, le=MAX_RUN_TIMEOUT_S, description="How long to sleep.")
 
 
 def sleep(ctx: ActionContext, args: SleepArgs) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib.auth import Role
+from chalicelib.task_model import MAX_RUN_TIMEOUT_S
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 from tests.functional.test_scheduled_tasks import TASKS, assert_problem, new_task
@@ -76,3 +77,13 @@ def test_a_patch_is_checked_after_the_merge(api: Api, member: Token) -> None:
     )
     assert moved.status_code == 200, body(moved)
     assert (body(moved)["action"], body(moved)["args"]) == ("fail", {"message": "x"})
+
+
+def test_a_sleep_is_no_longer_than_a_run_may_take(api: Api, member: Token) -> None:
+    # A sleep past the run bound could only end `timeout`: refused where it is given.
+    too_long = create(api, member, action="sleep", args={"seconds": MAX_RUN_TIMEOUT_S + 1})
+    assert_problem(too_long, 422, "body.args.seconds")
+    longest = create(
+        api, member, action="sleep", args={"seconds": MAX_RUN_TIMEOUT_S}, timeout=MAX_RUN_TIMEOUT_S
+    )
+    assert longest.status_code == 201, body(longest)
