@@ -49,7 +49,8 @@ def _entries(stderr: str) -> list[list[tuple[str, int, int]]]:
 def measure_once(python: str, module: str, extras: list[str], ours: list[str]) -> dict[str, float]:
     """One fresh interpreter: ms of the module, of each extra top-level import, of `ours`."""
     mark = f"w({MARK!r} + '\\n'); sys.stderr.flush()"
-    code = "\n".join(["import sys", "w = sys.stderr.write", mark, f"import {module}", mark, *extras])
+    steps = ["import sys", "w = sys.stderr.write", mark, f"import {module}", mark, *extras]
+    code = "\n".join(steps)
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     done = subprocess.run(
         [python, "-X", "importtime", "-c", code],
@@ -97,9 +98,7 @@ def main() -> None:
     labels = {"handler": f"import {args.module}", "added": "added by the extras, in total"}
     for key, values in runs.items():
         label = labels.get(key, key)
-        print(
-            f"{label:<58} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f}"
-        )
+        print(f"{label:<58} {statistics.median(values):8.1f} {min(values):8.1f} {max(values):8.1f}")
 
 
 if __name__ == "__main__":
