@@ -111,7 +111,10 @@ def adopt_console_origin(config_path: Path, stage: str, console_url: str) -> str
     config = json.loads(config_path.read_text(encoding="utf-8"))
     stage_config = config.setdefault("stages", {}).setdefault(stage, {})
     env = stage_config.setdefault("environment_variables", {})
-    current = env.get("TICKWORK_CONSOLE_ORIGIN")
+    # What Chalice gives the functions: the stage's value, else the app-wide one.
+    current = env.get("TICKWORK_CONSOLE_ORIGIN") or config.get("environment_variables", {}).get(
+        "TICKWORK_CONSOLE_ORIGIN"
+    )
     where = f"TICKWORK_CONSOLE_ORIGIN (stage {stage!r}, {config_path.name})"
     if current:
         try:

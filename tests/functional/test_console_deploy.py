@@ -110,3 +110,11 @@ def test_a_stage_without_a_section_gets_one(chalice_config: Path) -> None:
     adopt_console_origin(chalice_config, "prod", STACK_CONSOLE)
     assert _stage_env(chalice_config, "prod") == {"TICKWORK_CONSOLE_ORIGIN": STACK_CONSOLE}
     assert _stage_env(chalice_config, "dev") == {"TICKWORK_STAGE": "dev"}
+
+
+def test_an_app_wide_origin_counts_as_set(chalice_config: Path) -> None:
+    config = json.loads(chalice_config.read_text())
+    config["environment_variables"]["TICKWORK_CONSOLE_ORIGIN"] = "https://console.example.com"
+    chalice_config.write_text(json.dumps(config))
+    adopt_console_origin(chalice_config, "dev", STACK_CONSOLE)
+    assert "TICKWORK_CONSOLE_ORIGIN" not in _stage_env(chalice_config)
