@@ -63,7 +63,7 @@ vendor: $(VENV)/.installed requirements.txt
 package: vendor  ## Build the Lambda deployment package into build/chalice
 	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
 
-deploy: vendor  ## Deploy tables/queues (CloudFormation), the app (chalice deploy), the console (S3)
+deploy: vendor  ## Deploy tables/queues/console CDN (CloudFormation), the app (chalice deploy), the console files
 	$(PY) -m infra.deploy $(STAGE)
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
 	$(PY) -m infra.deploy $(STAGE) --batch-failures

@@ -19,8 +19,10 @@ TABLES = ("tasks", "jobs", "approvals", "tokens", "metrics", "uniques")
 AI_PROVIDERS = ("bedrock", "openai")
 #: What `TICKWORK_APPROVAL_SELF` may say (DESIGN §5, HITL).
 APPROVAL_SELF = ("allow", "deny")
-#: A web origin: scheme, host and optional port.
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+#: A web origin: scheme, host (a name, IPv4 or bracketed IPv6) and optional port.
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+)
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ class Settings:
     approval_self: str = "allow"
 
     # -- the web console (docs/console.md) ----------------------------------------
-    #: Origin of the console's site when it is not the API's own (the S3 site
+    #: Origin of the console's site when it is not the API's own (CloudFront
     #: calling API Gateway), e.g. "https://console.example.com": `/v1` routes
     #: answer it, and only it, with CORS headers. None: no CORS headers at all.
+    #: HTTPS only, but for a loopback host (`console_origin()`).
     console_origin: str | None = None
 
     def table_name(self, logical: str) -> str:
@@ -150,12 +153,33 @@ def console_origin(env: Mapping[str, str] | None = None) -> str | None:
     origin = (env.get("TICKWORK_CONSOLE_ORIGIN") or "").strip().rstrip("/")
     if not origin:
         return None
-    if not _ORIGIN.fullmatch(origin):
+    found = _ORIGIN.fullmatch(origin)
+    if not found:
         raise ValueError(
             "TICKWORK_CONSOLE_ORIGIN must be one origin like https://console.example.com "
             f"(scheme and host, no path, no wildcard), not {origin!r}"
         )
+    if found["scheme"] == "http" and not _is_loopback(found["host"]):
+        # Admins type tokens into the console: a page that arrives over plain HTTP
+        # can be rewritten on the way to send them elsewhere.
+        raise ValueError(
+            "TICKWORK_CONSOLE_ORIGIN must be an https:// origin (the console's pages "
+            "take tokens); http:// is accepted only for loopback (127.0.0.1, ::1, "
+            f"localhost), not {origin!r}"
+        )
     return origin
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a URL's host (IPv6 in brackets) names this machine: `localhost`,
+    127.0.0.0/8 or ::1."""
+    host = host.removeprefix("[").removesuffix("]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _names(text: str) -> tuple[str, ...]:

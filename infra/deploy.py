@@ -1,11 +1,14 @@
 """`make deploy STAGE=...`: create or update the stage's CloudFormation stack,
 and (after `chalice deploy`) upload the web console.
 
-Tables, indexes, queues, the dead-letter queue, the console bucket and the
-alarms come from `infra.resources.template(stage)`; `chalice deploy` then
-deploys the functions, which find the resources by their stage-derived names.
-`python -m infra.deploy STAGE --console API_URL` builds the console for that
-API (`chalice url`) and syncs it to the stack's console bucket;
+Tables, indexes, queues, the dead-letter queue, the console (a private bucket
+behind CloudFront) and the alarms come from `infra.resources.template(stage)`;
+the stack step also writes the console's HTTPS origin into the stage's
+`TICKWORK_CONSOLE_ORIGIN` in `.chalice/config.json` when it holds none that
+works, so that `chalice deploy`, run next, configures CORS for it. `chalice
+deploy` then deploys the functions, which find the resources by their
+stage-derived names. `python -m infra.deploy STAGE --console API_URL` builds
+the console for that API (`chalice url`) and syncs it to the stack's bucket;
 `python -m infra.deploy STAGE --batch-failures` turns on partial batch failures
 on the executor's SQS event source, which `chalice deploy` cannot set.
 """
@@ -23,8 +26,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from chalicelib.settings import console_origin
 from infra.console_build import build as build_console
 from infra.resources import log_groups, template
+
+#: Chalice's configuration, whose stage `environment_variables` the functions get.
+CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
 
 
 def log_groups_in_the_way(stage: str, *, logs: Any = None, cloudformation: Any = None) -> list[str]:
@@ -83,12 +90,46 @@ def deploy(stage: str) -> None:
             cloudformation.create_stack(StackName=name, TemplateBody=body)
             waiter = cloudformation.get_waiter("stack_create_complete")
     except ClientError as exc:
-        if "No updates are to be performed" in str(exc):
-            print(f"{name}: up to date")
-            return
-        raise
-    waiter.wait(StackName=name)
-    print(f"{name}: deployed")
+        if "No updates are to be performed" not in str(exc):
+            raise
+        print(f"{name}: up to date")
+    else:
+        waiter.wait(StackName=name)
+        print(f"{name}: deployed")
+    console_url = stack_outputs(stage, cloudformation)["ConsoleUrl"]
+    print(f"Console: {console_url}")
+    print(adopt_console_origin(CHALICE_CONFIG, stage, console_url))
+
+
+def adopt_console_origin(config_path: Path, stage: str, console_url: str) -> str:
+    """Set the stage's `TICKWORK_CONSOLE_ORIGIN` in Chalice's config to the
+    stack's console origin, unless it already names an origin that is accepted
+    (the stack's, or one the operator chose, such as a domain of their own in
+    front). A value `chalicelib.settings` refuses, like the plain-HTTP S3
+    website origin of earlier versions, is replaced. Returns what it did."""
+    origin = console_origin({"TICKWORK_CONSOLE_ORIGIN": console_url})
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
+    env = stage_config.setdefault("environment_variables", {})
+    # What Chalice gives the functions: the stage's value, else the app-wide one.
+    current = env.get("TICKWORK_CONSOLE_ORIGIN") or config.get("environment_variables", {}).get(
+        "TICKWORK_CONSOLE_ORIGIN"
+    )
+    where = f"TICKWORK_CONSOLE_ORIGIN (stage {stage!r}, {config_path.name})"
+    if current:
+        try:
+            kept = console_origin({"TICKWORK_CONSOLE_ORIGIN": current})
+        except ValueError as refused:
+            replaced = f"replaced {current!r}, refused: {refused}"
+        else:
+            if kept == origin:
+                return f"{where}: {origin}"
+            return f"{where}: kept {kept} (set by hand); the stack's console is {origin}"
+    else:
+        replaced = "was unset"
+    env["TICKWORK_CONSOLE_ORIGIN"] = origin
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return f"{where}: set to {origin} for chalice deploy ({replaced})"
 
 
 #: The executor's Lambda function as Chalice names it: <app>-<stage>-<function>.
@@ -133,11 +174,15 @@ def stack_outputs(stage: str, cloudformation: Any = None) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def upload_console(stage: str, api_url: str, *, s3: Any = None, cloudformation: Any = None) -> str:
+def upload_console(
+    stage: str, api_url: str, *, s3: Any = None, cloudformation: Any = None
+) -> list[str]:
     """Build the console for `api_url` and make the stage's bucket hold exactly
-    that build. Returns the console's URL (the bucket's website endpoint)."""
-    outputs = stack_outputs(stage, cloudformation)
-    bucket = outputs["ConsoleBucketName"]
+    that build. Returns the keys uploaded. CloudFront needs no invalidation:
+    every file says `Cache-Control: no-cache`, and the distribution's cache
+    policy keeps a file at most its minimum TTL (1 s) before asking S3 whether
+    it changed (`infra.resources.CACHING_OPTIMIZED_POLICY_ID`)."""
+    bucket = stack_outputs(stage, cloudformation)["ConsoleBucketName"]
     s3 = s3 or boto3.client("s3")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -164,7 +209,7 @@ def upload_console(stage: str, api_url: str, *, s3: Any = None, cloudformation: 
     ]
     for start in range(0, len(stale), 1000):
         s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start : start + 1000]})
-    return outputs.get("ConsoleUrl", f"s3://{bucket}")
+    return sorted(keys)
 
 
 def main() -> None:
@@ -188,13 +233,8 @@ def main() -> None:
     if args.console is None:
         deploy(args.stage)
         return
-    url = upload_console(args.stage, args.console.strip())
-    print(f"Console: {url}")
-    print(
-        "The API answers the console's origin with CORS headers only when "
-        f"TICKWORK_CONSOLE_ORIGIN is {url.rstrip('/')!r} (or your CDN's origin) in "
-        f".chalice/config.json, stage {args.stage!r} (docs/console.md)."
-    )
+    keys = upload_console(args.stage, args.console.strip())
+    print(f"Console: {len(keys)} files at {stack_outputs(args.stage)['ConsoleUrl']}")
 
 
 if __name__ == "__main__":

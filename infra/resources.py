@@ -1,8 +1,8 @@
 """The one definition of Tickwork's AWS resources.
 
-Tables, indexes, queues, the dead-letter queue, the console bucket, the
-alarms and the functions' log groups are declared here once, as
-CloudFormation resources. `template(stage)` is what `make deploy` hands to
+Tables, indexes, queues, the dead-letter queue, the console (a private
+bucket behind CloudFront), the alarms and the functions' log groups are
+declared here once, as CloudFormation resources. `template(stage)` is what `make deploy` hands to
 CloudFormation; the local stack provisions moto from the very same resource
 properties (`infra.local`), and a test checks the PynamoDB models in
 `chalicelib/storage/tables.py` against them,
@@ -317,6 +317,164 @@ def alarms(stage: str) -> dict[str, Json]:
     }
 
 
+#: CloudFront's managed cache policy "CachingOptimized" (AWS publishes its id).
+#: With the `Cache-Control: no-cache` the upload puts on every file, edges keep
+#: a file for the policy's minimum TTL (1 s) and then revalidate with S3, so a
+#: new build is live within a second and no invalidation is needed.
+CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+#: Seconds browsers keep to HTTPS for the console's host once they saw it (two years).
+HSTS_MAX_AGE_S = 63_072_000
+#: What the header adds to the console's CSP. The rest of the policy is the
+#: `<meta>` in every page (docs/console.md), which knows the API's origin; the
+#: template is deployed before the API exists. Browsers enforce both policies,
+#: and `frame-ancestors` works only in a header.
+CONSOLE_HEADER_CSP = "frame-ancestors 'none'"
+
+
+def console(stage: str) -> dict[str, Json]:
+    """The web console: a private bucket that only the stage's CloudFront
+    distribution may read (origin access control, SigV4-signed requests), served
+    over HTTPS only. The files hold no secret, but admins type tokens into the
+    pages, so the pages must arrive unaltered: S3 website endpoints speak HTTP
+    only. `infra.deploy --console` uploads the build."""
+    bucket_arn = {"Fn::GetAtt": ["ConsoleBucket", "Arn"]}
+    return {
+        "ConsoleBucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                # SSE-S3: CloudFront's origin access control reads it as is; a KMS
+                # key would need a key policy for CloudFront.
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+            },
+        },
+        "ConsoleBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "ConsoleBucket"},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ReadByThisStagesDistributionOnly",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudfront.amazonaws.com"},
+                            "Action": "s3:GetObject",
+                            "Resource": {"Fn::Sub": "${ConsoleBucket.Arn}/*"},
+                            "Condition": {
+                                "StringEquals": {
+                                    "AWS:SourceArn": {
+                                        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::"
+                                        "${AWS::AccountId}:distribution/${ConsoleDistribution}"
+                                    }
+                                }
+                            },
+                        },
+                        {
+                            "Sid": "NoPlainHttp",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [bucket_arn, {"Fn::Sub": "${ConsoleBucket.Arn}/*"}],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                },
+            },
+        },
+        "ConsoleOriginAccessControl": {
+            "Type": "AWS::CloudFront::OriginAccessControl",
+            "Properties": {
+                "OriginAccessControlConfig": {
+                    "Name": physical_name(stage, "console"),
+                    "Description": f"CloudFront reads the Tickwork {stage} console bucket",
+                    "OriginAccessControlOriginType": "s3",
+                    "SigningBehavior": "always",
+                    "SigningProtocol": "sigv4",
+                }
+            },
+        },
+        "ConsoleResponseHeadersPolicy": {
+            "Type": "AWS::CloudFront::ResponseHeadersPolicy",
+            "Properties": {
+                "ResponseHeadersPolicyConfig": {
+                    "Name": physical_name(stage, "console"),
+                    "Comment": "Security headers of the Tickwork console (docs/console.md)",
+                    "SecurityHeadersConfig": {
+                        "ContentSecurityPolicy": {
+                            "ContentSecurityPolicy": CONSOLE_HEADER_CSP,
+                            "Override": True,
+                        },
+                        "ContentTypeOptions": {"Override": True},
+                        "FrameOptions": {"FrameOption": "DENY", "Override": True},
+                        "ReferrerPolicy": {"ReferrerPolicy": "no-referrer", "Override": True},
+                        "StrictTransportSecurity": {
+                            "AccessControlMaxAgeSec": HSTS_MAX_AGE_S,
+                            "IncludeSubdomains": False,
+                            "Override": True,
+                        },
+                    },
+                }
+            },
+        },
+        "ConsoleDistribution": {
+            "Type": "AWS::CloudFront::Distribution",
+            "Properties": {
+                "DistributionConfig": {
+                    "Comment": f"Tickwork {stage} console",
+                    "Enabled": True,
+                    "HttpVersion": "http2and3",
+                    "DefaultRootObject": "index.html",
+                    "Origins": [
+                        {
+                            "Id": "console-bucket",
+                            "DomainName": {"Fn::GetAtt": ["ConsoleBucket", "RegionalDomainName"]},
+                            # Empty: the bucket is reached through the origin access
+                            # control, not a legacy origin access identity.
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                            "OriginAccessControlId": {
+                                "Fn::GetAtt": ["ConsoleOriginAccessControl", "Id"]
+                            },
+                        }
+                    ],
+                    "DefaultCacheBehavior": {
+                        "TargetOriginId": "console-bucket",
+                        "ViewerProtocolPolicy": "redirect-to-https",
+                        "AllowedMethods": ["GET", "HEAD"],
+                        "CachedMethods": ["GET", "HEAD"],
+                        "Compress": True,
+                        "CachePolicyId": CACHING_OPTIMIZED_POLICY_ID,
+                        "ResponseHeadersPolicyId": {"Ref": "ConsoleResponseHeadersPolicy"},
+                    },
+                    # The bucket answers 403 for a key it does not have (CloudFront
+                    # may not list it); like the S3 website's error document, an
+                    # unknown page shows the dashboard, with status 404.
+                    "CustomErrorResponses": [
+                        {
+                            "ErrorCode": code,
+                            "ResponseCode": 404,
+                            "ResponsePagePath": "/index.html",
+                            "ErrorCachingMinTTL": 10,
+                        }
+                        for code in (403, 404)
+                    ],
+                    "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
+                }
+            },
+        },
+    }
+
+
 def table_resource_id(logical: str) -> str:
     """CloudFormation logical id of a table, e.g. `TasksTable`."""
     return f"{logical.capitalize()}Table"
@@ -326,52 +484,20 @@ def template(stage: str) -> Json:
     """The whole CloudFormation template for one stage."""
     resources: Json = {table_resource_id(name): res for name, res in tables(stage).items()}
     resources.update(queues(stage))
-    # The web console: static files served by S3 website hosting, which serves
-    # only what the public may read. The files hold no secret (a user types a
-    # token in; it stays in the browser tab), so the bucket allows public
-    # GetObject and nothing else; its CSP is a <meta> in every page
-    # (docs/console.md). `infra.deploy --console` uploads the build.
-    resources["ConsoleBucket"] = {
-        "Type": "AWS::S3::Bucket",
-        "Properties": {
-            "WebsiteConfiguration": {"IndexDocument": "index.html", "ErrorDocument": "index.html"},
-            "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": False,
-                "RestrictPublicBuckets": False,
-            },
-        },
-    }
-    resources["ConsoleBucketPolicy"] = {
-        "Type": "AWS::S3::BucketPolicy",
-        "Properties": {
-            "Bucket": {"Ref": "ConsoleBucket"},
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "PublicReadOfTheConsole",
-                        "Effect": "Allow",
-                        "Principal": "*",
-                        "Action": "s3:GetObject",
-                        "Resource": {"Fn::Sub": "${ConsoleBucket.Arn}/*"},
-                    }
-                ],
-            },
-        },
-    }
+    resources.update(console(stage))
     resources.update(alarms(stage))
     resources.update(log_groups(stage))
     outputs = {
         "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
         "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
         "ConsoleBucketName": {"Value": {"Ref": "ConsoleBucket"}},
-        "ConsoleUrl": {"Value": {"Fn::GetAtt": ["ConsoleBucket", "WebsiteURL"]}},
+        "ConsoleDistributionId": {"Value": {"Ref": "ConsoleDistribution"}},
+        # The console's origin: what `infra.deploy` sets TICKWORK_CONSOLE_ORIGIN to.
+        "ConsoleUrl": {"Value": {"Fn::Sub": "https://${ConsoleDistribution.DomainName}"}},
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"Tickwork tables, queues, console bucket and alarms ({stage})",
+        "Description": f"Tickwork tables, queues, console (CloudFront) and alarms ({stage})",
         "Resources": resources,
         "Outputs": outputs,
     }

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib.api.routing import cors_config
-from chalicelib.settings import console_origin
+from chalicelib.settings import Settings, console_origin
 from infra.stack_process import ROOT
 
 ORIGIN = "https://console.example.com"
@@ -88,6 +88,51 @@ def test_routes_outside_v1_have_no_cors(answers: dict[str, Any]) -> None:
 def test_the_origin_is_one_origin(bad: str) -> None:
     with pytest.raises(ValueError, match="TICKWORK_CONSOLE_ORIGIN"):
         console_origin({"TICKWORK_CONSOLE_ORIGIN": bad})
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        "http://console.example.com",
+        "http://tickwork-dev-consolebucket-abc.s3-website-us-east-1.amazonaws.com",
+        "http://10.0.0.5:8000",
+        "http://[2001:db8::1]",
+        "http://127.0.0.1.example.com",
+    ],
+)
+def test_plain_http_is_refused_but_for_loopback(plain: str) -> None:
+    with pytest.raises(ValueError, match=r"https://.*only for loopback") as refused:
+        Settings.from_env({"TICKWORK_CONSOLE_ORIGIN": plain})
+    assert plain in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://console.example.com",
+        "https://d111111abcdef8.cloudfront.net",
+        "https://[2001:db8::1]:8443",
+        "http://127.0.0.1:8000",
+        "http://localhost:5173",
+        "http://[::1]:8000",
+    ],
+)
+def test_https_and_loopback_origins_are_taken(origin: str) -> None:
+    assert Settings.from_env({"TICKWORK_CONSOLE_ORIGIN": origin + "/"}).console_origin == origin
+
+
+def test_the_app_does_not_start_with_a_plain_http_origin() -> None:
+    """The routes read the origin when the app is imported (`chalice deploy` too)."""
+    env = {
+        **os.environ,
+        "TICKWORK_CONSOLE_ORIGIN": "http://console.example.com",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "TICKWORK_CONSOLE_ORIGIN must be an https:// origin" in done.stderr
 
 
 def test_no_origin_no_cors() -> None:

@@ -9,6 +9,7 @@ import boto3
 
 from infra.local import provision, restore, snapshot
 from infra.resources import physical_name, template
+from tests.functional.moto_cloudformation import buildable_on_moto
 
 
 def test_template_creates_the_stack_in_cloudformation(moto_endpoint: str) -> None:
@@ -16,7 +17,7 @@ def test_template_creates_the_stack_in_cloudformation(moto_endpoint: str) -> Non
         "cloudformation", endpoint_url=moto_endpoint, region_name="us-east-1"
     )
     cloudformation.create_stack(
-        StackName="tickwork-cfn-infra", TemplateBody=json.dumps(template("cfn"))
+        StackName="tickwork-cfn-infra", TemplateBody=json.dumps(buildable_on_moto(template("cfn")))
     )
     stack = cloudformation.describe_stacks(StackName="tickwork-cfn-infra")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"

@@ -20,6 +20,7 @@ import app
 from infra.deploy import log_groups_in_the_way
 from infra.local import provision
 from infra.resources import physical_name, template
+from tests.functional.moto_cloudformation import buildable_on_moto
 
 Json = dict[str, Any]
 
@@ -155,7 +156,7 @@ def test_deploy_names_the_log_groups_lambda_created_before_the_stack(moto_endpoi
     ]
     # The groups a stack created are its own, not in the way of its updates.
     cloudformation.create_stack(
-        StackName="tickwork-own-infra", TemplateBody=json.dumps(template("own"))
+        StackName="tickwork-own-infra", TemplateBody=json.dumps(buildable_on_moto(template("own")))
     )
     assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/tickwork-own")["logGroups"]
     assert log_groups_in_the_way("own", logs=logs, cloudformation=cloudformation) == []
