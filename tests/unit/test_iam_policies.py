@@ -17,7 +17,8 @@ CHALICE_DIR = Path(__file__).resolve().parents[2] / ".chalice"
 
 
 def config() -> dict[str, Any]:
-    return json.loads((CHALICE_DIR / "config.json").read_text())
+    loaded: dict[str, Any] = json.loads((CHALICE_DIR / "config.json").read_text())
+    return loaded
 
 
 def resources(document: dict[str, Any]) -> list[str]:
