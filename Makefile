@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package clean \
+.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -59,6 +59,11 @@ requirements: $(VENV)/.installed  ## Regenerate requirements.txt (Chalice's) fro
 vendor: $(VENV)/.installed requirements.txt
 	$(PY) -m infra.requirements --check requirements.txt
 	rm -rf vendor && $(PY) -m infra.requirements --vendor vendor
+
+# One IAM policy file per (stage, function), from infra/iam.py and each stage's
+# settings in .chalice/config.json; a test fails when the committed ones are stale.
+policies: $(VENV)/.installed  ## Regenerate the per-function IAM policies in .chalice/
+	$(PY) -m infra.iam
 
 package: vendor  ## Build the Lambda deployment package into build/chalice
 	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice

@@ -65,11 +65,17 @@ class Settings:
     ai_provider: str = "bedrock"
     #: Model used when a job names none (a Bedrock model id, or an OpenAI model name).
     ai_model: str | None = None
+    #: Further models jobs may name in `model` (ids or ARNs). Only for the
+    #: executor's role (`make policies`): it may invoke `ai_model` and these.
+    ai_models: tuple[str, ...] = ()
     ai_max_tokens: int = 1024
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     #: DynamoDB tables `run_query` may read (physical names).
     query_tables: tuple[str, ...] = ()
+    #: Lambda functions `invoke_lambda` may invoke (names or ARNs). Only for the
+    #: executor's role (`make policies`): IAM refuses every other function.
+    invoke_functions: tuple[str, ...] = ()
     #: Modules whose `ACTIONS` are added to the registry (plugins without packaging).
     action_modules: tuple[str, ...] = ()
 
@@ -127,10 +133,12 @@ class Settings:
             room_webhooks=_room_webhooks(env.get("TICKWORK_ROOM_WEBHOOKS", "")),
             ai_provider=_ai_provider(env.get("TICKWORK_AI_PROVIDER") or cls.ai_provider),
             ai_model=env.get("TICKWORK_AI_MODEL") or None,
+            ai_models=_names(env.get("TICKWORK_AI_MODELS", "")),
             ai_max_tokens=int(env.get("TICKWORK_AI_MAX_TOKENS", cls.ai_max_tokens)),
             openai_base_url=env.get("TICKWORK_OPENAI_BASE_URL") or None,
             openai_api_key=env.get("TICKWORK_OPENAI_API_KEY") or None,
             query_tables=_names(env.get("TICKWORK_QUERY_TABLES", "")),
+            invoke_functions=_names(env.get("TICKWORK_INVOKE_FUNCTIONS", "")),
             action_modules=_names(env.get("TICKWORK_ACTION_MODULES", "")),
             approval_ttl_s=float(env.get("TICKWORK_APPROVAL_TTL_SECONDS", cls.approval_ttl_s)),
             approval_actions=(
