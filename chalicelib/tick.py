@@ -143,8 +143,7 @@ class Tick:
     ) -> TickReport:
         """The passes of some shards, concurrently. `remaining_s` gives the seconds
         the invocation has left (None: no deadline)."""
-        now = self._clock.now()
-        horizon = now + self._lookahead
+        horizon = self._clock.now() + self._lookahead
         report = TickReport()
         shard_list = sorted(set(shards))
         if not shard_list:
@@ -152,13 +151,13 @@ class Tick:
         workers = min(self._workers, len(shard_list))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tick") as pool:
             for shard_report in pool.map(
-                lambda s: self._shard(s, now, horizon, remaining_s), shard_list
+                lambda s: self._shard(s, horizon, remaining_s), shard_list
             ):
                 report.add(shard_report)
         return report
 
     def _shard(
-        self, shard: int, now: datetime, horizon: datetime, remaining_s: RemainingTime | None
+        self, shard: int, horizon: datetime, remaining_s: RemainingTime | None
     ) -> TickReport:
         """One shard's work. An error (throttling) ends only this shard's part of
         the tick; the next tick reads it again, and nothing due is dropped."""
@@ -168,8 +167,8 @@ class Tick:
             return remaining_s is not None and remaining_s() < STOP_MARGIN_S
 
         try:
-            finished = self._fire_shard(shard, now, horizon, report, out_of_time)
-            finished = finished and self._look_after_shard(shard, now, horizon, report, out_of_time)
+            finished = self._fire_shard(shard, horizon, report, out_of_time)
+            finished = finished and self._look_after_shard(shard, horizon, report, out_of_time)
             if finished and not out_of_time():
                 report.approvals_expired = self._approvals.expire_due(shard)
             else:
@@ -185,7 +184,6 @@ class Tick:
     def _fire_shard(
         self,
         shard: int,
-        now: datetime,
         horizon: datetime,
         report: TickReport,
         out_of_time: Callable[[], bool],
@@ -208,7 +206,7 @@ class Tick:
                         finished = False
                         break
                     report.tasks_read += len(group)
-                    in_flight.add(pool.submit(self.fire_group, group, now, horizon))
+                    in_flight.add(pool.submit(self._fire_group_now, group, horizon))
             finally:  # a failed Query still counts what its groups did
                 for future in in_flight:
                     report.add(future.result())
@@ -217,7 +215,6 @@ class Tick:
     def _look_after_shard(
         self,
         shard: int,
-        now: datetime,
         horizon: datetime,
         report: TickReport,
         out_of_time: Callable[[], bool],
@@ -227,7 +224,7 @@ class Tick:
                 return False
             report.jobs_read += 1
             try:
-                self.look_after(stored, now, report)
+                self.look_after(stored, self._clock.now(), report)
             except Exception as exc:
                 logger.exception("tick: job %s", stored.job.id)
                 report.errors.append(f"{stored.job.id}: {exc}")
@@ -263,6 +260,12 @@ class Tick:
         return task.model_copy(update={"next_run_at": advanced[task.id]})
 
     # ------------------------------------------------------------ firing
+    def _fire_group_now(self, tasks: list[Task], horizon: datetime) -> TickReport:
+        """A group of a long pass reads the clock when it starts: a message's
+        DelaySeconds counted from the pass's start would arrive late by the time
+        the pass took to reach it."""
+        return self.fire_group(tasks, self._clock.now(), horizon)
+
     def fire_group(self, tasks: list[Task], now: datetime, horizon: datetime) -> TickReport:
         """Write-ahead firing of a group of due tasks: (a) each task's jobs, (b) all
         their messages ten to a batch, (c) each task whose messages all went."""
