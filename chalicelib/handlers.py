@@ -1,24 +1,51 @@
-"""Lambda entry points other than HTTP routes: the tick, the executor, the DLQ.
+"""Lambda entry points other than HTTP routes: the tick and its shards, the executor, the DLQ.
 
 `app.py` registers these; each is a line or two over the services.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chalicelib.executor import RemainingTime
+from chalicelib.messaging import ShardMessage
 from chalicelib.services import services
 from chalicelib.settings import Settings
 
 #: Queue names are fixed at deploy time from the stage (`TICKWORK_STAGE`).
 JOBS_QUEUE = Settings.from_env().queue_name("jobs")
 DEAD_LETTER_QUEUE = Settings.from_env().queue_name("jobs-dlq")
+TICKS_QUEUE = Settings.from_env().queue_name("ticks")
+
+logger = logging.getLogger("tickwork.tick")
 
 
 def on_tick(event: Any) -> None:
-    """EventBridge rate(1 minute). The event's own time is not used: the clock is."""
-    services().tick.run()
+    """EventBridge rate(1 minute): one shard message per shard to the ticks queue."""
+    services().tick.fan_out()
+
+
+def on_tick_shard(event: Any) -> None:
+    """Shard messages (one per invocation as deployed): fire what is due in those
+    shards now (the clock's now, not the message's), stopping in time before the
+    invocation's deadline. Never raises for a shard's error: the next minute's
+    message redoes the pass, and a retried old message would only repeat it."""
+    shards: list[int] = []
+    for record in event:
+        try:
+            shards.append(ShardMessage.parse(record.body).shard)
+        except ValueError:
+            logger.error("tick_shard: dropped a body that is not a shard message")
+    report = services().tick.run_shards(shards, _remaining_time(event.context))
+    logger.info(
+        "tick_shard %s: %d tasks, %d messages, %d cut short, %d errors",
+        shards,
+        report.tasks_read,
+        report.messages_sent,
+        report.shards_cut_short,
+        len(report.errors),
+    )
 
 
 def on_jobs(event: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,13 +47,21 @@ class FiringPlan:
     next_run_at: datetime | None
 
 
-def plan_firings(task: Task, *, now: datetime, horizon: datetime) -> FiringPlan:
+#: Walks the fire times of a schedule strictly after a given instant (`fire_times`'s shape).
+FireTimes = Callable[..., Iterator[datetime]]
+
+
+def plan_firings(
+    task: Task, *, now: datetime, horizon: datetime, walk: FireTimes = fire_times
+) -> FiringPlan:
     """The firings of `task` from its `next_run_at` up to `horizon` (now + lookahead).
 
     Firings more than MISSED_AFTER late are missed ones, treated per `catch_up`:
     `latest` keeps the newest of them, `all` keeps every one within
     `catch_up_window` (the newest MAX_CATCH_UP, oldest first), `skip` keeps
     none. Firings within MISSED_AFTER of now, or ahead of it, are always kept.
+    The work grows with the firings kept, not with the time the task was missed
+    for (`_newest_missed`). `walk` is `fire_times` (tests count its steps).
     """
     start = task.next_run_at
     if start is not None and task.kind is Kind.SERVICE:
@@ -64,26 +73,61 @@ def plan_firings(task: Task, *, now: datetime, horizon: datetime) -> FiringPlan:
         return FiringPlan([], None)
     schedule = parse_schedule(task.schedule)
     zone = parse_timezone(task.timezone)
-    missed_before = now - MISSED_AFTER
-    # Missed firings older than the window are dropped whatever the policy, and
-    # `skip` drops them all: start the walk where kept firings can begin.
-    earliest = now - timedelta(seconds=task.catch_up_window)
-    if task.catch_up is CatchUp.SKIP:
-        earliest = missed_before
-    walk_from = max(start, earliest) - timedelta(microseconds=1)
 
-    missed: deque[datetime] = deque(maxlen=MAX_CATCH_UP)
+    def times_from(first: datetime) -> Iterator[datetime]:
+        """Fire times at or after `first`, ascending."""
+        return walk(schedule, zone, first - _JUST_BEFORE, anchor=task.anchor_at)
+
+    missed_before = now - MISSED_AFTER
+    kept: list[datetime] = []
+    if task.catch_up is not CatchUp.SKIP and start < missed_before:
+        # Missed firings older than the window are dropped whatever the policy.
+        earliest = max(start, now - timedelta(seconds=task.catch_up_window))
+        keep = 1 if task.catch_up is CatchUp.LATEST else MAX_CATCH_UP
+        kept = _newest_missed(times_from, earliest, missed_before, keep)
+
     on_time: list[datetime] = []
-    for at in fire_times(schedule, zone, walk_from, anchor=task.anchor_at):
+    for at in times_from(max(start, missed_before)):
         if at > horizon:
             following: datetime | None = at
             break
-        (on_time if at >= missed_before else missed).append(at)
+        on_time.append(at)
     else:  # a one-shot ran out of firings
         following = None
-    kept = [] if task.catch_up is CatchUp.SKIP else list(missed)
-    if task.catch_up is CatchUp.LATEST:
-        kept = kept[-1:]
     return FiringPlan(
         [Firing(at, True) for at in kept] + [Firing(at, False) for at in on_time], following
     )
+
+
+_JUST_BEFORE = timedelta(microseconds=1)
+#: The first stretch before `missed_before` looked at for missed firings.
+_FIRST_LOOK_BACK = timedelta(seconds=1)
+
+
+def _newest_missed(
+    times_from: Callable[[datetime], Iterator[datetime]],
+    earliest: datetime,
+    missed_before: datetime,
+    keep: int,
+) -> list[datetime]:
+    """The newest `keep` fire times in [earliest, missed_before), oldest first.
+
+    Schedules only walk forward, so rather than walk the whole window (a
+    per-second task missed for a day is 86,400 steps) look back from
+    `missed_before` over a stretch that doubles until it holds `keep` firings
+    or reaches `earliest`: about 2·keep steps for a dense schedule, and a few
+    dozen looks for a sparse one over the longest window.
+    """
+    look_back = _FIRST_LOOK_BACK
+    while True:
+        first = max(earliest, missed_before - look_back)
+        newest: deque[datetime] = deque(maxlen=keep)
+        found = 0
+        for at in times_from(first):
+            if at >= missed_before:
+                break
+            newest.append(at)
+            found += 1
+        if found >= keep or first == earliest:
+            return list(newest)
+        look_back *= 2

@@ -4,13 +4,23 @@ Every step reads the sparse, sharded `due` indexes — only tasks that fire
 before the horizon and jobs whose watchdog instant has come — so a tick's cost
 grows with the work that is due, not with the number of tasks or jobs.
 
-Write-ahead firing, per due task:
-  (a) put the job `<task id>:<fire ms>` under attribute_not_exists,
-  (b) send its message with DelaySeconds up to its fire time,
-  (c) advance the task's `next_run_at` on the condition of its old value.
+Fan-out: the minute's `tick` only sends one shard message per shard to the
+`ticks` queue (`fan_out`); each `tick_shard` invocation runs one shard's pass
+(`run_shards`), so the shards are fired concurrently by as many invocations and
+a minute with 100,000 due firings takes about as long as one shard's share.
+A pass stops taking new tasks when its invocation's time runs short; what it
+did not reach stays due, and the next tick takes it.
+
+Write-ahead firing, per group of due tasks:
+  (a) for each task, put the job `<task id>:<fire ms>` under attribute_not_exists,
+  (b) send the group's messages ten to a SendMessageBatch, each with
+      DelaySeconds up to its fire time,
+  (c) advance `next_run_at` (on the condition of its old value) of each task
+      whose messages SQS all took; a task with a refused message keeps it.
 A crash between two steps repeats the earlier ones at the next tick: (a) is
-then a no-op, (b) a duplicate the executor absorbs. Concurrent ticks race on
-(a) and (c) and so never create two jobs for one (task, fire time).
+then a no-op, (b) a duplicate the executor absorbs. Concurrent ticks (and a
+shard message delivered twice) race on (a) and (c) and so never create two
+jobs for one (task, fire time).
 
 The same pass over each shard looks after jobs waiting in DynamoDB (defers,
 long retry delays, lost messages, expired leases) and expires approval
@@ -20,15 +30,24 @@ requests whose window ran out (their jobs end `rejected`).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from chalicelib.approvals import ApprovalService
 from chalicelib.clock import Clock, to_ms
-from chalicelib.executor import REDELIVERY_GRACE
+from chalicelib.executor import REDELIVERY_GRACE, RemainingTime
 from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
-from chalicelib.messaging import MAX_DELAY_S, JobMessage, JobQueue, delay_until
+from chalicelib.messaging import (
+    MAX_DELAY_S,
+    SEND_BATCH_SIZE,
+    JobMessage,
+    JobQueue,
+    ShardMessage,
+    delay_until,
+)
 from chalicelib.policies import Firing, plan_firings
 from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
@@ -40,18 +59,45 @@ logger = logging.getLogger("tickwork.tick")
 #: A firing's job made less than this long ago belongs to a tick still at work.
 #: Shorter than any tick period, so the next tick always repairs a crash.
 CONCURRENT_TICK_WINDOW = timedelta(seconds=3)
+#: Due tasks fired together: one task's firing is usually one message, so a
+#: group's messages fill one SendMessageBatch.
+GROUP_TASKS = SEND_BATCH_SIZE
+#: Seconds of its invocation a shard pass leaves unused: it takes no new group
+#: of tasks (nor job, nor approval) once fewer remain. A group in flight needs
+#: at most ten puts, one batch and ten updates, plus botocore's retries.
+STOP_MARGIN_S = 10.0
 
 
 @dataclass
 class TickReport:
-    """What one tick did, for logs and benchmarks."""
+    """What one tick (or one shard pass) did, for logs and benchmarks."""
 
     tasks_read: int = 0
     jobs_created: int = 0
     messages_sent: int = 0
     jobs_read: int = 0
     approvals_expired: int = 0
+    #: Shards whose pass stopped for its deadline; their rest stays due.
+    shards_cut_short: int = 0
     errors: list[str] = field(default_factory=list)
+
+    def add(self, other: TickReport) -> None:
+        self.tasks_read += other.tasks_read
+        self.jobs_created += other.jobs_created
+        self.messages_sent += other.messages_sent
+        self.jobs_read += other.jobs_read
+        self.approvals_expired += other.approvals_expired
+        self.shards_cut_short += other.shards_cut_short
+        self.errors += other.errors
+
+
+@dataclass
+class _Prepared:
+    """A due task after step (a): the messages to send, the next_run_at to set."""
+
+    task: Task
+    messages: list[tuple[JobMessage, int]]
+    next_run_at: datetime | None
 
 
 class Tick:
@@ -66,6 +112,7 @@ class Tick:
         lookahead_s: float,
         approvals: ApprovalService,
         workers: int = 8,
+        groups_in_flight: int = 4,
     ) -> None:
         self._approvals = approvals
         self._tasks = tasks
@@ -75,52 +122,113 @@ class Tick:
         self._shards = shards
         self._lookahead = timedelta(seconds=lookahead_s)
         self._workers = workers
+        self._groups_in_flight = groups_in_flight
+
+    def fan_out(self) -> int:
+        """The minute's tick: one shard message per shard to the `ticks` queue.
+        Raises if SQS refused one, so the invocation counts as an error (EventBridge
+        tries it again; a shard sent twice is a duplicate pass, which is safe)."""
+        messages = [(ShardMessage(shard), 0) for shard in range(self._shards)]
+        refused = self._queue.send_many(messages, "ticks")
+        if refused:
+            raise RuntimeError(f"SQS refused shard message(s) {[m.shard for m in refused]}")
+        return len(messages)
 
     def run(self) -> TickReport:
-        now = self._clock.now()
-        horizon = now + self._lookahead
+        """Every shard's pass in this process, without a deadline."""
+        return self.run_shards(range(self._shards))
+
+    def run_shards(
+        self, shards: Iterable[int], remaining_s: RemainingTime | None = None
+    ) -> TickReport:
+        """The passes of some shards, concurrently. `remaining_s` gives the seconds
+        the invocation has left (None: no deadline)."""
+        horizon = self._clock.now() + self._lookahead
         report = TickReport()
-        with ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="tick") as pool:
+        shard_list = sorted(set(shards))
+        if not shard_list:
+            return report
+        workers = min(self._workers, len(shard_list))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tick") as pool:
             for shard_report in pool.map(
-                lambda s: self._shard(s, now, horizon), range(self._shards)
+                lambda s: self._shard(s, horizon, remaining_s), shard_list
             ):
-                report.tasks_read += shard_report.tasks_read
-                report.jobs_created += shard_report.jobs_created
-                report.messages_sent += shard_report.messages_sent
-                report.jobs_read += shard_report.jobs_read
-                report.approvals_expired += shard_report.approvals_expired
-                report.errors += shard_report.errors
+                report.add(shard_report)
         return report
 
-    def _shard(self, shard: int, now: datetime, horizon: datetime) -> TickReport:
+    def _shard(
+        self, shard: int, horizon: datetime, remaining_s: RemainingTime | None
+    ) -> TickReport:
         """One shard's work. An error (throttling) ends only this shard's part of
         the tick; the next tick reads it again, and nothing due is dropped."""
         report = TickReport()
+
+        def out_of_time() -> bool:
+            return remaining_s is not None and remaining_s() < STOP_MARGIN_S
+
         try:
-            self._fire_shard(shard, now, horizon, report)
+            finished = self._fire_shard(shard, horizon, report, out_of_time)
+            finished = finished and self._look_after_shard(shard, horizon, report, out_of_time)
+            if finished and not out_of_time():
+                report.approvals_expired = self._approvals.expire_due(shard)
+            else:
+                report.shards_cut_short = 1
+                logger.warning(
+                    "tick: shard %d stopped for its deadline; the next tick goes on", shard
+                )
         except Exception as exc:
             logger.exception("tick: shard %d", shard)
             report.errors.append(f"shard {shard}: {exc}")
         return report
 
-    def _fire_shard(self, shard: int, now: datetime, horizon: datetime, report: TickReport) -> None:
-        due_tasks = self._tasks.due(shard, to_ms(horizon))
-        report.tasks_read = len(due_tasks)
-        for task in due_tasks:
+    def _fire_shard(
+        self,
+        shard: int,
+        horizon: datetime,
+        report: TickReport,
+        out_of_time: Callable[[], bool],
+    ) -> bool:
+        """Fire the shard's due tasks, earliest first (the index's order), a few
+        groups at once. False if the deadline stopped it before the last task."""
+        due = self._tasks.due(shard, to_ms(horizon))
+        in_flight: set[Future[TickReport]] = set()
+        finished = True
+        with ThreadPoolExecutor(
+            max_workers=self._groups_in_flight, thread_name_prefix=f"tick-{shard}"
+        ) as pool:
             try:
-                self.fire(task, now, horizon, report)
-            except Exception as exc:  # one task must not stop the others
-                logger.exception("tick: task %s", task.id)
-                report.errors.append(f"{task.id}: {exc}")
-        due_jobs = self._jobs.due(shard, horizon)
-        report.jobs_read = len(due_jobs)
-        for stored in due_jobs:
+                for group in _groups(due):
+                    if len(in_flight) >= self._groups_in_flight:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            report.add(future.result())
+                    if out_of_time():
+                        finished = False
+                        break
+                    report.tasks_read += len(group)
+                    in_flight.add(pool.submit(self._fire_group_now, group, horizon))
+            finally:  # a failed Query still counts what its groups did
+                for future in in_flight:
+                    report.add(future.result())
+        return finished
+
+    def _look_after_shard(
+        self,
+        shard: int,
+        horizon: datetime,
+        report: TickReport,
+        out_of_time: Callable[[], bool],
+    ) -> bool:
+        for stored in self._jobs.due(shard, horizon):
+            if out_of_time():
+                return False
+            report.jobs_read += 1
             try:
-                self.look_after(stored, now, report)
+                self.look_after(stored, self._clock.now(), report)
             except Exception as exc:
                 logger.exception("tick: job %s", stored.job.id)
                 report.errors.append(f"{stored.job.id}: {exc}")
-        report.approvals_expired = self._approvals.expire_due(shard)
+        return True
 
     def recover(self) -> int:
         """Re-send every waiting job whose message may be gone (after a restart of a
@@ -142,36 +250,82 @@ class Tick:
         horizon = now + self._lookahead
         if task.next_run_at is None or task.next_run_at > horizon:
             return task
-        try:
-            following = self.fire(task, now, horizon, TickReport())
-        except Exception:
-            logger.exception("firing task %s at once failed; the tick will", task.id)
+        report = TickReport()
+        advanced = self._fire_group([task], now, horizon, report)
+        if task.id not in advanced:
+            logger.warning(
+                "firing task %s at once failed %s; the tick will", task.id, report.errors
+            )
             return task
-        return task.model_copy(update={"next_run_at": following})
+        return task.model_copy(update={"next_run_at": advanced[task.id]})
 
     # ------------------------------------------------------------ firing
-    def fire(
+    def _fire_group_now(self, tasks: list[Task], horizon: datetime) -> TickReport:
+        """A group of a long pass reads the clock when it starts: a message's
+        DelaySeconds counted from the pass's start would arrive late by the time
+        the pass took to reach it."""
+        return self.fire_group(tasks, self._clock.now(), horizon)
+
+    def fire_group(self, tasks: list[Task], now: datetime, horizon: datetime) -> TickReport:
+        """Write-ahead firing of a group of due tasks: (a) each task's jobs, (b) all
+        their messages ten to a batch, (c) each task whose messages all went."""
+        report = TickReport()
+        self._fire_group(tasks, now, horizon, report)
+        return report
+
+    def _fire_group(
+        self, tasks: list[Task], now: datetime, horizon: datetime, report: TickReport
+    ) -> dict[str, datetime | None]:
+        """Returns the new `next_run_at` of each task advanced. One task's error
+        is recorded and does not stop the others."""
+        prepared: list[_Prepared] = []
+        for task in tasks:
+            try:
+                prepared.append(self._write_jobs(task, now, horizon, report))  # (a)
+            except Exception as exc:
+                logger.exception("tick: task %s", task.id)
+                report.errors.append(f"{task.id}: {exc}")
+        messages = [message for p in prepared for message in p.messages]
+        refused: set[str] = set()
+        if messages:  # (b)
+            try:
+                refused = {m.job_id for m in self._queue.send_many(messages)}
+            except Exception as exc:
+                logger.exception("tick: sending the messages of %d tasks", len(prepared))
+                report.errors += [f"{p.task.id}: {exc}" for p in prepared if p.messages]
+                refused = {m.job_id for m, _ in messages}
+            report.messages_sent += len(messages) - len(refused)
+        advanced: dict[str, datetime | None] = {}
+        for p in prepared:
+            unsent = sum(1 for m, _ in p.messages if m.job_id in refused)
+            if unsent:
+                # Leave next_run_at alone: the next tick repeats (a) and (b).
+                report.errors.append(f"{p.task.id}: SQS refused {unsent} message(s)")
+                continue
+            try:
+                self._tasks.advance(p.task, p.next_run_at)  # (c)
+            except Exception as exc:
+                logger.exception("tick: task %s", p.task.id)
+                report.errors.append(f"{p.task.id}: {exc}")
+                continue
+            advanced[p.task.id] = p.next_run_at
+        return advanced
+
+    def _write_jobs(
         self, task: Task, now: datetime, horizon: datetime, report: TickReport
-    ) -> datetime | None:
-        """Fire what is due of `task` before `horizon`; returns its new `next_run_at`."""
+    ) -> _Prepared:
+        """Step (a) for one task: its firings' jobs, and the messages to send."""
         plan = plan_firings(task, now=now, horizon=horizon)
         messages: list[tuple[JobMessage, int]] = []
         for firing in plan.firings:
             for job in self._firing_jobs(task, firing, now):
                 due_at = max(firing.at, now) + REDELIVERY_GRACE
-                if self._jobs.create(job, RunPolicy.of(task), due_at=due_at, now=now):  # (a)
+                if self._jobs.create(job, RunPolicy.of(task), due_at=due_at, now=now):
                     report.jobs_created += 1
                 elif not self._needs_resend(job.id, now):
                     continue
                 messages.append((JobMessage(job.id), delay_until(firing.at, now)))
-        if messages:  # (b)
-            unsent = self._queue.send_many(messages)
-            report.messages_sent += len(messages) - len(unsent)
-            if unsent:
-                # Leave next_run_at alone: the next tick repeats (a) and (b).
-                raise RuntimeError(f"SQS refused {len(unsent)} message(s)")
-        self._tasks.advance(task, plan.next_run_at)  # (c)
-        return plan.next_run_at
+        return _Prepared(task, messages, plan.next_run_at)
 
     def _needs_resend(self, job_id: str, now: datetime) -> bool:
         """The job of this firing exists. Made moments ago, a concurrent tick is
@@ -230,3 +384,10 @@ class Tick:
         self._queue.send(JobMessage(job.id), delay)
         report.messages_sent += 1
         self._jobs.set_due(stored, max(job.scheduled_for, now) + REDELIVERY_GRACE, enqueued=now)
+
+
+def _groups(tasks: Iterable[Task]) -> Iterator[list[Task]]:
+    """Consecutive groups of GROUP_TASKS tasks (the last may be smaller)."""
+    it = iter(tasks)
+    while group := list(islice(it, GROUP_TASKS)):
+        yield group

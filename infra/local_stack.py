@@ -171,6 +171,7 @@ def main() -> int:
     stop = threading.Event()
     jobs_url = current.queue.url("jobs")
     dlq_url = current.queue.url("jobs-dlq")
+    ticks_url = current.queue.url("ticks")
 
     def daemon(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -179,6 +180,17 @@ def main() -> int:
         daemon("api", server.server.serve_forever),
         daemon("snapshots", keep_snapshots, aws, config, stop),
         daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
+        # As Lambda's event source does: each poll hands the shard messages it got
+        # (all of a tick's, at this size) to `tick_shard`, which runs them at once.
+        daemon(
+            "tick-shards",
+            poll_queue,
+            aws.endpoint_url,
+            ticks_url,
+            chalice_app.tick_shard,
+            stop,
+            function_timeout_s("tick_shard"),
+        ),
         daemon(
             "dead-letters",
             poll_queue,

@@ -27,6 +27,14 @@ Json = dict[str, Any]
 JOBS_VISIBILITY_TIMEOUT_S = 6 * 900
 #: Receives after which SQS moves a message to the dead-letter queue.
 JOBS_MAX_RECEIVE_COUNT = 5
+#: The ticks queue (one shard message per shard a minute, for `tick_shard`):
+#: a message hides six `tick_shard` timeouts once received (AWS's guidance for an
+#: SQS event source; tests/unit/test_lambda_fit.py checks it against the config),
+#: and is dropped unread after five minutes: by then later ticks sent the same
+#: shards again, and the work itself waits in DynamoDB, so a stale shard message
+#: is worth nothing and needs no dead-letter queue.
+TICKS_VISIBILITY_TIMEOUT_S = 6 * 60
+TICKS_RETENTION_S = 300
 #: Non-key attributes the jobs table's stage-wide listing indexes copy
 #: (`chalicelib.storage.tables.LISTING_ATTRIBUTES` names the same).
 JOB_LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
@@ -41,7 +49,7 @@ LOG_RETENTION_DAYS = 30
 #: The Lambda functions of `app.py` by their Chalice names. `chalice deploy`
 #: names a function `tickwork-<stage>-<name>` and the API handler
 #: `tickwork-<stage>` (`function_name`); a test checks this against the app.
-FUNCTIONS = ("api_handler", "tick", "execute_jobs", "dead_letters")
+FUNCTIONS = ("api_handler", "tick", "tick_shard", "execute_jobs", "dead_letters")
 
 
 def _gsi(
@@ -212,9 +220,10 @@ def tables(stage: str) -> dict[str, Json]:
 
 
 def queues(stage: str) -> dict[str, Json]:
-    """CloudFormation resources of the jobs queue and its dead-letter queue.
+    """CloudFormation resources of the jobs queue, its dead-letter queue and the
+    ticks queue (TICKS_RETENTION_S says why it has no dead-letter queue).
 
-    Both are encrypted at rest with SQS-managed keys (SSE-SQS): free, and no
+    All are encrypted at rest with SQS-managed keys (SSE-SQS): free, and no
     KMS key policy has to let SQS, Lambda and the senders use a key."""
     return {
         "JobsDeadLetterQueue": {
@@ -236,6 +245,15 @@ def queues(stage: str) -> dict[str, Json]:
                     "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
                     "maxReceiveCount": JOBS_MAX_RECEIVE_COUNT,
                 },
+            },
+        },
+        "TicksQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": physical_name(stage, "ticks"),
+                "VisibilityTimeout": TICKS_VISIBILITY_TIMEOUT_S,
+                "MessageRetentionPeriod": TICKS_RETENTION_S,
+                "SqsManagedSseEnabled": True,
             },
         },
     }
@@ -291,7 +309,7 @@ def _alarm(name: str, description: str, namespace: str, metric: str, dimension: 
 
 
 def alarms(stage: str) -> dict[str, Json]:
-    """Dead letters waiting, a tick that failed, an executor Lambda throttled."""
+    """Dead letters waiting, a tick or shard pass that failed, an executor Lambda throttled."""
     return {
         "DeadLetterAlarm": _alarm(
             physical_name(stage, "dead-letters"),
@@ -306,6 +324,13 @@ def alarms(stage: str) -> dict[str, Json]:
             "AWS/Lambda",
             "Errors",
             {"Name": "FunctionName", "Value": function_name(stage, "tick")},
+        ),
+        "TickShardErrorsAlarm": _alarm(
+            physical_name(stage, "tick-shard-errors"),
+            "A shard's pass of the tick failed or timed out: its firings wait for the next tick.",
+            "AWS/Lambda",
+            "Errors",
+            {"Name": "FunctionName", "Value": function_name(stage, "tick_shard")},
         ),
         "ExecutorThrottlesAlarm": _alarm(
             physical_name(stage, "executor-throttles"),
@@ -490,6 +515,7 @@ def template(stage: str) -> Json:
     outputs = {
         "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
         "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
+        "TicksQueueUrl": {"Value": {"Ref": "TicksQueue"}},
         "ConsoleBucketName": {"Value": {"Ref": "ConsoleBucket"}},
         "ConsoleDistributionId": {"Value": {"Ref": "ConsoleDistribution"}},
         # The console's origin: what `infra.deploy` sets TICKWORK_CONSOLE_ORIGIN to.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -242,12 +243,12 @@ class TaskStore:
             raise
 
     # ------------------------------------------------------------ scheduler state
-    def due(self, shard: int, until_ms: int) -> list[Task]:
-        """Enabled tasks of one shard whose next firing is at or before `until_ms`."""
-        return [
-            self._to_task(r)
-            for r in TaskRecord.due.query(str(shard), TaskRecord.next_run_ms <= until_ms)
-        ]
+    def due(self, shard: int, until_ms: int) -> Iterator[Task]:
+        """Enabled tasks of one shard whose next firing is at or before `until_ms`,
+        earliest first. Lazy: a page is read when the one before is used up, so a
+        tick that stops for its deadline reads no more than it fires."""
+        for record in TaskRecord.due.query(str(shard), TaskRecord.next_run_ms <= until_ms):
+            yield self._to_task(record)
 
     def advance(self, task: Task, new_next: datetime | None) -> bool:
         """Move `next_run_at` on from the value the caller saw; False if it moved already."""

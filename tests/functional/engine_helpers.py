@@ -13,6 +13,10 @@ from chalicelib.auth import Principal, Role
 from chalicelib.jobs import Job
 from chalicelib.services import Services
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
+from infra.local_stack import function_timeout_s
+
+#: `tick_shard`'s Lambda timeout as deployed (.chalice/config.json).
+TICK_SHARD_TIMEOUT_MS = function_timeout_s("tick_shard") * 1000
 
 #: The principal engine tests act as.
 ACME = Principal("tok_test", "acme", Role.MEMBER, "test")
@@ -35,6 +39,7 @@ class Pipeline:
         )
         self.jobs_url = services.queue.url("jobs")
         self.dlq_url = services.queue.url("jobs-dlq")
+        self.ticks_url = services.queue.url("ticks")
 
     def execute(self, event: dict[str, Any]) -> Any:
         """Invoke the executor as Lambda does, with its full timeout ahead of it
@@ -43,10 +48,23 @@ class Pipeline:
         return app.handler_map["execute_jobs"](event, context)
 
     def tick(self) -> None:
+        """The minute's tick as deployed: EventBridge invokes `tick`, which sends a
+        shard message per shard; each goes to its own `tick_shard` invocation."""
         event = self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
         )
         self.client.lambda_.invoke("tick", event)
+        for message in self.receive(self.ticks_url):
+            self.tick_shard([message["Body"]])
+
+    def tick_shard(self, bodies: list[str], remaining_ms: int = TICK_SHARD_TIMEOUT_MS) -> Any:
+        """Invoke `tick_shard` with shard messages as SQS delivers them, and a context
+        whose time left starts at `remaining_ms` (its full timeout by default)."""
+        event = self.client.events.generate_sqs_event(
+            message_bodies=bodies, queue_name=self.services.settings.queue_name("ticks")
+        )
+        context = LambdaContext("tick_shard", 1769, max_runtime_ms=remaining_ms)
+        return app.handler_map["tick_shard"](event, context)
 
     def receive(self, url: str | None = None) -> list[dict[str, Any]]:
         """Every visible message of a queue (deleting them, as Lambda does on success)."""

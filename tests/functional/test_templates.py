@@ -63,7 +63,7 @@ def test_every_table_and_queue_is_encrypted_at_rest() -> None:
     body = template("dev")
     tables = _of_type(body, "AWS::DynamoDB::Table")
     queues = _of_type(body, "AWS::SQS::Queue")
-    assert len(tables) == 6 and len(queues) == 2
+    assert len(tables) == 6 and len(queues) == 3
     for logical, table in tables.items():
         assert table["Properties"].get("SSESpecification") == {
             "SSEEnabled": True,
@@ -114,10 +114,16 @@ def test_alarms_watch_dead_letters_tick_errors_and_executor_throttles() -> None:
     )
     tick = json.dumps("tickwork-dev-tick")
     assert watched.get(("AWS/Lambda", "Errors", "FunctionName", tick)) == above_zero
+    tick_shard = json.dumps("tickwork-dev-tick_shard")
+    assert watched.get(("AWS/Lambda", "Errors", "FunctionName", tick_shard)) == above_zero
     executor = json.dumps("tickwork-dev-execute_jobs")
     assert watched.get(("AWS/Lambda", "Throttles", "FunctionName", executor)) == above_zero
     # The functions the alarms name are the ones app.py deploys.
-    assert {"tickwork-dev-tick", "tickwork-dev-execute_jobs"} <= _app_function_names("dev")
+    assert {
+        "tickwork-dev-tick",
+        "tickwork-dev-tick_shard",
+        "tickwork-dev-execute_jobs",
+    } <= _app_function_names("dev")
 
 
 def test_every_function_of_the_app_has_a_log_group_with_retention() -> None:

@@ -27,7 +27,7 @@ from moto import mock_aws
 from chalicelib.executor import LEASE_MARGIN_S
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
 from infra.deploy import report_batch_failures
-from infra.resources import JOBS_VISIBILITY_TIMEOUT_S
+from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S, TICKS_VISIBILITY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 #: API Gateway's integration timeout (REST APIs).
@@ -46,13 +46,17 @@ def test_the_executor_timeout_is_the_constant_the_bound_comes_from() -> None:
 
 def test_each_function_has_its_own_limits() -> None:
     limits = functions()
-    assert set(limits) == {"api_handler", "tick", "execute_jobs", "dead_letters"}
+    assert set(limits) == set(FUNCTIONS)
     assert limits["api_handler"]["lambda_timeout"] < API_GATEWAY_TIMEOUT_S
     assert all(128 <= f["lambda_memory_size"] <= 10_240 for f in limits.values())
 
 
 def test_the_jobs_queue_hides_a_message_six_executor_timeouts() -> None:
     assert 6 * functions()["execute_jobs"]["lambda_timeout"] <= JOBS_VISIBILITY_TIMEOUT_S
+
+
+def test_the_ticks_queue_hides_a_message_six_shard_pass_timeouts() -> None:
+    assert 6 * functions()["tick_shard"]["lambda_timeout"] <= TICKS_VISIBILITY_TIMEOUT_S
 
 
 @pytest.fixture
@@ -77,7 +81,13 @@ def test_the_packaged_executor_reports_partial_batch_failures(
         for name, r in resources.items()
         if r["Type"] == "AWS::Serverless::Function"
     }
-    assert timeouts == {"APIHandler": 28, "Tick": 60, "ExecuteJobs": 900, "DeadLetters": 60}
+    assert timeouts == {
+        "APIHandler": 28,
+        "Tick": 60,
+        "TickShard": 60,
+        "ExecuteJobs": 900,
+        "DeadLetters": 60,
+    }
     [event] = resources["ExecuteJobs"]["Properties"]["Events"].values()
     assert event["Type"] == "SQS"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 from chalicelib.jobs import TERMINAL, TRANSITIONS, JobStatus, can_move
 from chalicelib.messaging import delay_until
 from chalicelib.policies import MAX_CATCH_UP, backoff_delay_s, plan_firings
-from chalicelib.task_model import Backoff, Task
+from chalicelib.schedules import fire_times
+from chalicelib.task_model import MAX_DURATION_S, Backoff, Task
 
 
 def at(hour: int, minute: int = 0, second: int = 0, day: int = 4) -> datetime:
@@ -146,3 +148,54 @@ def test_every_status_has_a_row_and_only_active_moves_to_complete() -> None:
 def test_messages_arrive_early_never_late(seconds: float, delay: int) -> None:
     now = at(9)
     assert delay_until(now + timedelta(seconds=seconds), now) == delay
+
+
+class CountingWalk:
+    """`fire_times`, counting the fire times it yields (the planner's work)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Iterator[datetime]:
+        for at in fire_times(*args, **kwargs):
+            self.steps += 1
+            yield at
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("latest", 1), ("all", MAX_CATCH_UP)])
+def test_a_year_old_per_second_task_plans_in_work_bounded_by_what_it_keeps(
+    policy: str, kept: int
+) -> None:
+    # Missed for a year, with the longest window: walking it would be 31.6 M steps.
+    now = at(9)
+    t = task(
+        schedule="* * * * * *",
+        catch_up=policy,
+        catch_up_window=MAX_DURATION_S,
+        next_run_at=now - timedelta(days=365),
+    )
+    walk = CountingWalk()
+    result = plan_firings(t, now=now, horizon=now + timedelta(seconds=75), walk=walk)
+
+    missed = [f.at for f in result.firings if f.missed]
+    newest_missed = now - timedelta(seconds=61)
+    assert missed == [newest_missed - timedelta(seconds=n) for n in reversed(range(kept))]
+    on_time = [f.at for f in result.firings if not f.missed]
+    assert on_time == [now + timedelta(seconds=s) for s in range(-60, 76)]
+    assert result.next_run_at == now + timedelta(seconds=76)
+    assert walk.steps <= 4 * kept + 200
+
+
+def test_a_sparse_schedule_missed_for_a_year_is_found_in_few_looks() -> None:
+    now = at(9, 30)
+    t = task(
+        schedule="0 9 * * *",
+        catch_up="latest",
+        catch_up_window=MAX_DURATION_S,
+        next_run_at=now - timedelta(days=365),
+    )
+    walk = CountingWalk()
+    result = plan_firings(t, now=now, horizon=now + timedelta(seconds=75), walk=walk)
+    assert [(f.at, f.missed) for f in result.firings] == [(at(9), True)]
+    assert result.next_run_at == at(9, day=5)
+    assert walk.steps <= 64
