@@ -27,10 +27,9 @@ app.register_blueprint(catalogue_routes.bp)
 app.register_blueprint(records_routes.bp)
 
 tick = app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
-# One shard per invocation, so the shards of a tick run in parallel invocations.
-tick_shard = app.on_sqs_message(queue=handlers.TICKS_QUEUE, batch_size=1, name="tick_shard")(
-    handlers.on_tick_shard
-)
+# Invoked by the tick (asynchronously, once per shard), so a tick's shards run in
+# parallel invocations (chalicelib/fanout.py).
+tick_shard = app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
 execute_jobs = app.on_sqs_message(queue=handlers.JOBS_QUEUE, batch_size=10, name="execute_jobs")(
     handlers.on_jobs
 )

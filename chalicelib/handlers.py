@@ -9,35 +9,33 @@ import logging
 from typing import Any
 
 from chalicelib.executor import RemainingTime
-from chalicelib.messaging import ShardMessage
+from chalicelib.fanout import shards_of
 from chalicelib.services import services
 from chalicelib.settings import Settings
 
 #: Queue names are fixed at deploy time from the stage (`TICKWORK_STAGE`).
 JOBS_QUEUE = Settings.from_env().queue_name("jobs")
 DEAD_LETTER_QUEUE = Settings.from_env().queue_name("jobs-dlq")
-TICKS_QUEUE = Settings.from_env().queue_name("ticks")
 
 logger = logging.getLogger("tickwork.tick")
 
 
 def on_tick(event: Any) -> None:
-    """EventBridge rate(1 minute): one shard message per shard to the ticks queue."""
+    """EventBridge rate(1 minute): start one `tick_shard` pass per shard."""
     services().tick.fan_out()
 
 
-def on_tick_shard(event: Any) -> None:
-    """Shard messages (one per invocation as deployed): fire what is due in those
-    shards now (the clock's now, not the message's), stopping in time before the
-    invocation's deadline. Never raises for a shard's error: the next minute's
-    message redoes the pass, and a retried old message would only repeat it."""
-    shards: list[int] = []
-    for record in event:
-        try:
-            shards.append(ShardMessage.parse(record.body).shard)
-        except ValueError:
-            logger.error("tick_shard: dropped a body that is not a shard message")
-    report = services().tick.run_shards(shards, _remaining_time(event.context))
+def on_tick_shard(event: Any, context: Any) -> dict[str, Any]:
+    """An asynchronous invocation by the minute's tick, naming its shards: fire
+    what is due in them now (the clock's now, not the event's), stopping in time
+    before the invocation's deadline. Never raises for a shard's error: the next
+    minute's pass redoes it, and Lambda's retry of this event would only repeat it."""
+    try:
+        shards = shards_of(event)
+    except ValueError:
+        logger.error("tick_shard: dropped an event that names no shards")
+        return {"shards": []}
+    report = services().tick.run_shards(shards, _remaining_time(context))
     logger.info(
         "tick_shard %s: %d tasks, %d messages, %d cut short, %d errors",
         shards,
@@ -46,6 +44,7 @@ def on_tick_shard(event: Any) -> None:
         report.shards_cut_short,
         len(report.errors),
     )
+    return {"shards": shards, "tasks": report.tasks_read, "messages": report.messages_sent}
 
 
 def on_jobs(event: Any) -> dict[str, Any]:

@@ -1,9 +1,7 @@
-"""Tickwork's queues: what goes into SQS, and how it is sent.
+"""The jobs queue: what goes into SQS, and how it is sent.
 
 A job message carries only a job id (the job itself lives in DynamoDB) and how
-many times the executor has re-sent it after an infrastructure error. A shard
-message (the `ticks` queue) names one shard of the due indexes for a
-`tick_shard` invocation to fire.
+many times the executor has re-sent it after an infrastructure error.
 botocore is used directly: boto3 would add its own import time to every cold
 start, and this module needs one client.
 """
@@ -15,7 +13,7 @@ import math
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from chalicelib.settings import Settings
 
@@ -39,33 +37,6 @@ class JobMessage:
             raise ValueError(f"not a job message: {body[:200]!r}")
         return cls(data["job_id"], int(data.get("redeliveries", 0)))
 
-
-@dataclass(frozen=True)
-class ShardMessage:
-    """One shard's pass of a tick: sent by the minute `tick`, run by `tick_shard`.
-    It carries no time: the pass fires what is due when it runs, so a duplicate
-    or late delivery does the same work again, which write-ahead firing absorbs."""
-
-    shard: int
-
-    def body(self) -> str:
-        return json.dumps({"shard": self.shard})
-
-    @classmethod
-    def parse(cls, body: str) -> ShardMessage:
-        """Raises ValueError for a body that is not a shard message."""
-        data = json.loads(body)
-        shard = data.get("shard") if isinstance(data, dict) else None
-        if not isinstance(shard, int) or isinstance(shard, bool) or shard < 0:
-            raise ValueError(f"not a shard message: {body[:200]!r}")
-        return cls(shard)
-
-
-class Message(Protocol):
-    def body(self) -> str: ...
-
-
-AnyMessage = TypeVar("AnyMessage", bound=Message)
 
 #: Entries of one SendMessageBatch, SQS's limit.
 SEND_BATCH_SIZE = 10
@@ -135,13 +106,11 @@ class JobQueue:
             DelaySeconds=max(0, min(MAX_DELAY_S, delay_s)),
         )
 
-    def send_many(
-        self, messages: list[tuple[AnyMessage, int]], logical: str = "jobs"
-    ) -> list[AnyMessage]:
-        """Send (message, delay_s) pairs to a queue ten to a SendMessageBatch;
+    def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
+        """Send (message, delay_s) pairs to the jobs queue ten to a SendMessageBatch;
         returns the messages SQS did not take."""
-        failed: list[AnyMessage] = []
-        url = self.url(logical)
+        failed: list[JobMessage] = []
+        url = self.url()
         for start in range(0, len(messages), SEND_BATCH_SIZE):
             batch = messages[start : start + SEND_BATCH_SIZE]
             entries = [

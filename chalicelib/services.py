@@ -15,6 +15,7 @@ from chalicelib.approvals import ApprovalService
 from chalicelib.auth import TokenService
 from chalicelib.clock import Clock, IdFactory, SortableIds, SystemClock
 from chalicelib.executor import Executor
+from chalicelib.fanout import LambdaShards, StartShards
 from chalicelib.logs import configure_logging
 from chalicelib.messaging import JobQueue
 from chalicelib.observability import JobMetrics, write_line
@@ -58,7 +59,10 @@ class Services:
         *,
         actions: Registry | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        start_shards: StartShards | None = None,
     ) -> Services:
+        """`start_shards`: how the minute's tick starts the shards' passes
+        (default: an asynchronous invocation of `tick_shard` each)."""
         clock = clock or SystemClock()
         ids = ids or SortableIds(clock)
         configure(settings)
@@ -97,6 +101,7 @@ class Services:
                 shards=settings.due_shards,
                 lookahead_s=settings.lookahead_s,
                 approvals=approvals,
+                start_shards=start_shards or LambdaShards(settings).start,
             ),
             executor=Executor(
                 job_store,

@@ -4,10 +4,11 @@ Every step reads the sparse, sharded `due` indexes — only tasks that fire
 before the horizon and jobs whose watchdog instant has come — so a tick's cost
 grows with the work that is due, not with the number of tasks or jobs.
 
-Fan-out: the minute's `tick` only sends one shard message per shard to the
-`ticks` queue (`fan_out`); each `tick_shard` invocation runs one shard's pass
-(`run_shards`), so the shards are fired concurrently by as many invocations and
-a minute with 100,000 due firings takes about as long as one shard's share.
+Fan-out: the minute's `tick` only starts one pass per shard (`fan_out`: as
+deployed, an asynchronous invocation of `tick_shard` each, chalicelib/fanout.py);
+each `tick_shard` invocation runs one shard's pass (`run_shards`), so the shards
+are fired concurrently by as many invocations and a minute with 100,000 due
+firings takes about as long as one shard's share.
 A pass stops taking new tasks when its invocation's time runs short; what it
 did not reach stays due, and the next tick takes it.
 
@@ -19,7 +20,7 @@ Write-ahead firing, per group of due tasks:
       whose messages SQS all took; a task with a refused message keeps it.
 A crash between two steps repeats the earlier ones at the next tick: (a) is
 then a no-op, (b) a duplicate the executor absorbs. Concurrent ticks (and a
-shard message delivered twice) race on (a) and (c) and so never create two
+shard's pass started twice) race on (a) and (c) and so never create two
 jobs for one (task, fire time).
 
 The same pass over each shard looks after jobs waiting in DynamoDB (defers,
@@ -39,13 +40,13 @@ from itertools import islice
 from chalicelib.approvals import ApprovalService
 from chalicelib.clock import Clock, to_ms
 from chalicelib.executor import REDELIVERY_GRACE, RemainingTime
+from chalicelib.fanout import StartShards
 from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
 from chalicelib.messaging import (
     MAX_DELAY_S,
     SEND_BATCH_SIZE,
     JobMessage,
     JobQueue,
-    ShardMessage,
     delay_until,
 )
 from chalicelib.policies import Firing, plan_firings
@@ -113,7 +114,11 @@ class Tick:
         approvals: ApprovalService,
         workers: int = 8,
         groups_in_flight: int = 4,
+        start_shards: StartShards | None = None,
     ) -> None:
+        #: How `fan_out` starts the shards' passes: Lambda as deployed; the local
+        #: stack and the tests hand them to the `tick_shard` handler themselves.
+        self.start_shards = start_shards
         self._approvals = approvals
         self._tasks = tasks
         self._jobs = jobs
@@ -125,14 +130,15 @@ class Tick:
         self._groups_in_flight = groups_in_flight
 
     def fan_out(self) -> int:
-        """The minute's tick: one shard message per shard to the `ticks` queue.
-        Raises if SQS refused one, so the invocation counts as an error (EventBridge
-        tries it again; a shard sent twice is a duplicate pass, which is safe)."""
-        messages = [(ShardMessage(shard), 0) for shard in range(self._shards)]
-        refused = self._queue.send_many(messages, "ticks")
-        if refused:
-            raise RuntimeError(f"SQS refused shard message(s) {[m.shard for m in refused]}")
-        return len(messages)
+        """The minute's tick: start one pass per shard through `start_shards`.
+        Raises if one could not be started, so the invocation counts as an error
+        (EventBridge tries it again; a shard started twice is a duplicate pass,
+        which is safe). Returns the number of passes started."""
+        if self.start_shards is None:
+            raise RuntimeError("this tick has no way to start shard passes")
+        shards = list(range(self._shards))
+        self.start_shards(shards)
+        return len(shards)
 
     def run(self) -> TickReport:
         """Every shard's pass in this process, without a deadline."""

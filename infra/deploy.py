@@ -10,7 +10,8 @@ deploy` then deploys the functions, which find the resources by their
 stage-derived names. `python -m infra.deploy STAGE --console API_URL` builds
 the console for that API (`chalice url`) and syncs it to the stack's bucket;
 `python -m infra.deploy STAGE --batch-failures` turns on partial batch failures
-on the executor's SQS event source, which `chalice deploy` cannot set.
+on the executor's SQS event source and bounds the retries and age of the
+tick's asynchronous `tick_shard` invocations, which `chalice deploy` cannot set.
 """
 
 from __future__ import annotations
@@ -136,6 +137,24 @@ def adopt_console_origin(config_path: Path, stage: str, console_url: str) -> str
 EXECUTOR_FUNCTION = "tickwork-{stage}-execute_jobs"
 
 
+#: `tick_shard`'s asynchronous invocations: no retry, dropped after a minute. A
+#: failed or late pass is superseded by the next minute's pass of the same
+#: shard, and what it did not fire is still due in DynamoDB, so nothing is lost;
+#: Lambda's defaults (two retries, six hours) would only pile passes up behind a
+#: throttled function. infra/sam-merge.json sets the same for `chalice package`.
+SHARD_INVOKE_CONFIG = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+
+
+def bound_shard_invocations(stage: str, *, lambda_client: Any = None) -> dict[str, Any]:
+    """Set SHARD_INVOKE_CONFIG on the stage's `tick_shard`; returns what Lambda holds."""
+    lambda_client = lambda_client or boto3.client("lambda")
+    return dict(
+        lambda_client.put_function_event_invoke_config(
+            FunctionName=f"tickwork-{stage}-tick_shard", **SHARD_INVOKE_CONFIG
+        )
+    )
+
+
 def report_batch_failures(stage: str, *, lambda_client: Any = None) -> list[str]:
     """Set `ReportBatchItemFailures` on the executor's SQS event source mappings,
     so the `batchItemFailures` its handler answers redeliver only those records
@@ -223,12 +242,17 @@ def main() -> None:
     parser.add_argument(
         "--batch-failures",
         action="store_true",
-        help="after chalice deploy: ReportBatchItemFailures on the executor's SQS event source",
+        help=(
+            "after chalice deploy: ReportBatchItemFailures on the executor's SQS event "
+            "source; no retries of tick_shard's asynchronous invocations"
+        ),
     )
     args = parser.parse_args()
     if args.batch_failures:
         for uuid in report_batch_failures(args.stage):
             print(f"Event source mapping {uuid}: ReportBatchItemFailures")
+        bound_shard_invocations(args.stage)
+        print(f"tick_shard asynchronous invocations: {SHARD_INVOKE_CONFIG}")
         return
     if args.console is None:
         deploy(args.stage)

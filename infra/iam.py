@@ -53,6 +53,8 @@ class Needs:
     sends_to: tuple[str, ...] = ()
     #: The logical queue of its SQS event source: Lambda reads it with the role.
     consumes: str | None = None
+    #: The stage's own functions it invokes (Chalice names).
+    invokes: tuple[str, ...] = ()
     #: Whether it runs actions (Bedrock, Lambda, PartiQL as the settings allow).
     runs_actions: bool = False
 
@@ -71,6 +73,7 @@ class Needs:
             indexes=indexes,
             sends_to=tuple(sorted({*self.sends_to, *other.sends_to})),
             consumes=self.consumes or other.consumes,
+            invokes=tuple(sorted({*self.invokes, *other.invokes})),
             runs_actions=self.runs_actions or other.runs_actions,
         )
 
@@ -142,10 +145,10 @@ NEEDS: dict[str, Needs] = {
             sends_to=("jobs",),
         )
     ),
-    # The minute tick. Today it does every shard's work itself; with the
-    # shard-tick it hands each shard to `tick_shard` through the `ticks` queue.
-    "tick": _SHARD_WORK.merged(Needs(sends_to=("ticks",))),
-    "tick_shard": _SHARD_WORK.merged(Needs(consumes="ticks")),
+    # The minute tick only starts one `tick_shard` invocation per shard
+    # (asynchronously, chalicelib/fanout.py); it reads and writes no data.
+    "tick": Needs(invokes=("tick_shard",)),
+    "tick_shard": _SHARD_WORK,
     # The executor: claims and runs jobs, records results, prunes old runs,
     # holds runs for approval, sends retries and waiting firings on.
     "execute_jobs": _ENDING_A_JOB.merged(
@@ -237,6 +240,18 @@ def policy(function: str, stage: str, settings: Settings, place: Place) -> Json:
                 "Effect": "Allow",
                 "Action": list(EVENT_SOURCE_ACTIONS),
                 "Resource": place.arn("sqs", physical_name(stage, needs.consumes)),
+            }
+        )
+    if needs.invokes:
+        statements.append(
+            {
+                "Sid": "InvokeOwnFunctions",
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction"],
+                "Resource": [
+                    place.arn("lambda", f"function:{function_name(stage, name)}")
+                    for name in needs.invokes
+                ],
             }
         )
     if needs.runs_actions:

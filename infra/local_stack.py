@@ -30,7 +30,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from chalice.local import LambdaContext, LocalDevServer
 
 from chalicelib import services as services_module
 from chalicelib.auth import DEFAULT_PROJECT, SECRET_PREFIX, Role
+from chalicelib.fanout import shard_event
 from chalicelib.services import Services
 from chalicelib.settings import Settings
 from infra.console_build import build as build_console
@@ -143,13 +145,16 @@ def main() -> int:
         # embedded AWS (chalicelib/actions/netguard.py).
         http_allow=from_env.http_allow or tuple((host, config.port) for host in OWN_API_HOSTS),
     )
-    current = Services.build(settings)
+    shard_passes = LocalShardPasses(settings.due_shards)
+    current = Services.build(settings, start_shards=shard_passes.start)
     services_module.use(current)
     secret = admin_secret(config)
     current.tokens.ensure(secret, DEFAULT_PROJECT, Role.ADMIN, "bootstrap admin")
 
     os.environ["TICKWORK_STAGE"] = STAGE  # the handlers name their queues from it
     import app as chalice_app
+
+    shard_passes.handler = chalice_app.tick_shard
 
     # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows runs.
     logging.getLogger("tickwork").setLevel(logging.INFO)
@@ -171,7 +176,6 @@ def main() -> int:
     stop = threading.Event()
     jobs_url = current.queue.url("jobs")
     dlq_url = current.queue.url("jobs-dlq")
-    ticks_url = current.queue.url("ticks")
 
     def daemon(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -180,17 +184,6 @@ def main() -> int:
         daemon("api", server.server.serve_forever),
         daemon("snapshots", keep_snapshots, aws, config, stop),
         daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
-        # As Lambda's event source does: each poll hands the shard messages it got
-        # (all of a tick's, at this size) to `tick_shard`, which runs them at once.
-        daemon(
-            "tick-shards",
-            poll_queue,
-            aws.endpoint_url,
-            ticks_url,
-            chalice_app.tick_shard,
-            stop,
-            function_timeout_s("tick_shard"),
-        ),
         daemon(
             "dead-letters",
             poll_queue,
@@ -243,6 +236,7 @@ def main() -> int:
     deadline = time.monotonic() + STOP_GRACE_S
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    shard_passes.stop()
     saved = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
     aws.stop()
     console_dir.cleanup()
@@ -273,6 +267,35 @@ def run_ticks(
             logging.getLogger("tickwork.local").exception("tick failed")
         if stop.wait(max(0.0, period_s - (time.monotonic() - started))):
             return
+
+
+class LocalShardPasses:
+    """Lambda's asynchronous invocations of `tick_shard`, which the tick starts
+    one per shard: each pass runs in a thread of its own with a context counting
+    down from the function's timeout, and the tick does not wait for them."""
+
+    def __init__(self, shards: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="tick-shard")
+        self._timeout_ms = function_timeout_s("tick_shard") * 1000
+        #: The `tick_shard` handler, once the app is imported.
+        self.handler: Callable[[dict[str, Any], Any], Any] | None = None
+
+    def start(self, shards: Sequence[int]) -> None:
+        handler = self.handler
+        if handler is None:
+            raise RuntimeError("tick_shard is not loaded yet")
+        for shard in shards:
+            self._pool.submit(self._invoke, handler, shard)
+
+    def _invoke(self, handler: Callable[[dict[str, Any], Any], Any], shard: int) -> None:
+        context = LambdaContext("tick_shard", 0, max_runtime_ms=self._timeout_ms)
+        try:
+            handler(shard_event([shard]), context)
+        except Exception:  # Lambda records the error; the next tick's pass redoes it
+            logging.getLogger("tickwork.local").exception("tick_shard %d failed", shard)
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def function_timeout_s(name: str) -> int:

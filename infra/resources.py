@@ -27,14 +27,6 @@ Json = dict[str, Any]
 JOBS_VISIBILITY_TIMEOUT_S = 6 * 900
 #: Receives after which SQS moves a message to the dead-letter queue.
 JOBS_MAX_RECEIVE_COUNT = 5
-#: The ticks queue (one shard message per shard a minute, for `tick_shard`):
-#: a message hides six `tick_shard` timeouts once received (AWS's guidance for an
-#: SQS event source; tests/unit/test_lambda_fit.py checks it against the config),
-#: and is dropped unread after five minutes: by then later ticks sent the same
-#: shards again, and the work itself waits in DynamoDB, so a stale shard message
-#: is worth nothing and needs no dead-letter queue.
-TICKS_VISIBILITY_TIMEOUT_S = 6 * 60
-TICKS_RETENTION_S = 300
 #: Non-key attributes the jobs table's stage-wide listing indexes copy
 #: (`chalicelib.storage.tables.LISTING_ATTRIBUTES` names the same).
 JOB_LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
@@ -220,10 +212,9 @@ def tables(stage: str) -> dict[str, Json]:
 
 
 def queues(stage: str) -> dict[str, Json]:
-    """CloudFormation resources of the jobs queue, its dead-letter queue and the
-    ticks queue (TICKS_RETENTION_S says why it has no dead-letter queue).
+    """CloudFormation resources of the jobs queue and its dead-letter queue.
 
-    All are encrypted at rest with SQS-managed keys (SSE-SQS): free, and no
+    Both are encrypted at rest with SQS-managed keys (SSE-SQS): free, and no
     KMS key policy has to let SQS, Lambda and the senders use a key."""
     return {
         "JobsDeadLetterQueue": {
@@ -245,15 +236,6 @@ def queues(stage: str) -> dict[str, Json]:
                     "deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
                     "maxReceiveCount": JOBS_MAX_RECEIVE_COUNT,
                 },
-            },
-        },
-        "TicksQueue": {
-            "Type": "AWS::SQS::Queue",
-            "Properties": {
-                "QueueName": physical_name(stage, "ticks"),
-                "VisibilityTimeout": TICKS_VISIBILITY_TIMEOUT_S,
-                "MessageRetentionPeriod": TICKS_RETENTION_S,
-                "SqsManagedSseEnabled": True,
             },
         },
     }
@@ -515,7 +497,6 @@ def template(stage: str) -> Json:
     outputs = {
         "JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}},
         "JobsDeadLetterQueueUrl": {"Value": {"Ref": "JobsDeadLetterQueue"}},
-        "TicksQueueUrl": {"Value": {"Ref": "TicksQueue"}},
         "ConsoleBucketName": {"Value": {"Ref": "ConsoleBucket"}},
         "ConsoleDistributionId": {"Value": {"Ref": "ConsoleDistribution"}},
         # The console's origin: what `infra.deploy` sets TICKWORK_CONSOLE_ORIGIN to.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -10,6 +11,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.auth import Principal, Role
+from chalicelib.fanout import shard_event, shards_of
 from chalicelib.jobs import Job
 from chalicelib.services import Services
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
@@ -39,7 +41,11 @@ class Pipeline:
         )
         self.jobs_url = services.queue.url("jobs")
         self.dlq_url = services.queue.url("jobs-dlq")
-        self.ticks_url = services.queue.url("ticks")
+        #: Shard events the minute's tick started, in the order Lambda would queue them.
+        self.started: list[dict[str, Any]] = []
+        # As deployed the tick invokes `tick_shard` asynchronously; here the events
+        # are kept and `tick()` hands each to the real handler, one invocation each.
+        services.tick.start_shards = self._queue_shard_events
 
     def execute(self, event: dict[str, Any]) -> Any:
         """Invoke the executor as Lambda does, with its full timeout ahead of it
@@ -47,24 +53,25 @@ class Pipeline:
         context = LambdaContext("execute_jobs", 512, max_runtime_ms=EXECUTOR_TIMEOUT_S * 1000)
         return app.handler_map["execute_jobs"](event, context)
 
+    def _queue_shard_events(self, shards: Sequence[int]) -> None:
+        self.started += [shard_event([shard]) for shard in shards]
+
     def tick(self) -> None:
-        """The minute's tick as deployed: EventBridge invokes `tick`, which sends a
-        shard message per shard; each goes to its own `tick_shard` invocation."""
+        """The minute's tick as deployed: EventBridge invokes `tick`, which starts a
+        pass per shard; each runs in its own `tick_shard` invocation."""
         event = self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
         )
         self.client.lambda_.invoke("tick", event)
-        for message in self.receive(self.ticks_url):
-            self.tick_shard([message["Body"]])
+        started, self.started = self.started, []
+        for shard_pass in started:
+            self.tick_shard(shards_of(shard_pass))
 
-    def tick_shard(self, bodies: list[str], remaining_ms: int = TICK_SHARD_TIMEOUT_MS) -> Any:
-        """Invoke `tick_shard` with shard messages as SQS delivers them, and a context
-        whose time left starts at `remaining_ms` (its full timeout by default)."""
-        event = self.client.events.generate_sqs_event(
-            message_bodies=bodies, queue_name=self.services.settings.queue_name("ticks")
-        )
+    def tick_shard(self, shards: list[int], remaining_ms: int = TICK_SHARD_TIMEOUT_MS) -> Any:
+        """Invoke `tick_shard` with the event the tick sends, and a context whose
+        time left starts at `remaining_ms` (its full timeout by default)."""
         context = LambdaContext("tick_shard", 1769, max_runtime_ms=remaining_ms)
-        return app.handler_map["tick_shard"](event, context)
+        return app.handler_map["tick_shard"](shard_event(shards), context)
 
     def receive(self, url: str | None = None) -> list[dict[str, Any]]:
         """Every visible message of a queue (deleting them, as Lambda does on success)."""

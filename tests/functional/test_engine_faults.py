@@ -15,7 +15,7 @@ import pytest
 from chalicelib.actions import Registry
 from chalicelib.executor import LEASE_MARGIN_S, Executor
 from chalicelib.jobs import JobStatus
-from chalicelib.messaging import AnyMessage, JobMessage, JobQueue
+from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
 from chalicelib.storage.tasks import TaskStore
@@ -37,13 +37,11 @@ class CrashingQueue(JobQueue):
         super().__init__(*args)
         self.crashes = 1
 
-    def send_many(
-        self, messages: list[tuple[AnyMessage, int]], logical: str = "jobs"
-    ) -> list[AnyMessage]:
+    def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
         if self.crashes:
             self.crashes -= 1
             raise Crash("between (a) and (b)")
-        return super().send_many(messages, logical)
+        return super().send_many(messages)
 
 
 class CrashingTasks(TaskStore):

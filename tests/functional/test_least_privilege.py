@@ -14,14 +14,11 @@ with enforcement off.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import logging
 import os
-import urllib.request
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +37,7 @@ from chalicelib.actions import Registry, aws
 from chalicelib.actions.builtin import BUILTIN
 from chalicelib.auth import Role
 from chalicelib.clock import ManualClock
+from chalicelib.fanout import shard_event, tick_shard_function
 from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S
@@ -53,6 +51,7 @@ from tests.functional.iam_enforced import (
     EnforcingMotoServer,
     authorize_like_aws,
 )
+from tests.functional.moto_lambda import docker_free_function
 
 REGION = "us-east-1"
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -124,11 +123,27 @@ class Stage:
         return json.loads(response.body) if response.body else None
 
     def tick(self) -> None:
+        """The minute's tick invokes `tick_shard` once per shard (on moto's Lambda,
+        with the tick's key); each of those events then runs, as Lambda would run
+        it, with `tick_shard`'s key."""
         event = self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
         )
-        with self.acting_as("tick"):
+        started: list[int] = []
+        with self.acting_as("tick") as built:
+            invoke = built.tick.start_shards
+            assert invoke is not None
+
+            def start_and_keep(shards: Sequence[int]) -> None:
+                invoke(shards)
+                started.extend(shards)
+
+            built.tick.start_shards = start_and_keep
             self.client.lambda_.invoke("tick", event)
+        with self.acting_as("tick_shard"):
+            for shard in started:
+                context = LambdaContext("tick_shard", 1769, max_runtime_ms=60_000)
+                app.handler_map["tick_shard"](shard_event([shard]), context)
 
     def poll(self, function: str, queue: str) -> list[dict[str, Any]]:
         """What Lambda's event source does for `function`: receive, then delete.
@@ -168,38 +183,8 @@ class Stage:
 
 
 def _function(endpoint: str, stage: str) -> str:
-    """A function on moto's docker-free Lambda backend (it echoes its event)."""
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/config",
-        data=json.dumps({"lambda": {"use_docker": False}}).encode(),
-        method="POST",
-    )
-    urllib.request.urlopen(request).close()
-    role = boto3.client("iam", endpoint_url=endpoint, region_name=REGION).create_role(
-        RoleName=f"reports-{stage}",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ]
-            }
-        ),
-    )["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
-    boto3.client("lambda", endpoint_url=endpoint, region_name=REGION).create_function(
-        FunctionName=f"reports-{stage}",
-        Runtime="python3.12",
-        Role=role,
-        Handler="handler.handle",
-        Code={"ZipFile": code.getvalue()},
-    )
-    return f"reports-{stage}"
+    """A function `invoke_lambda` may call, on moto's docker-free backend."""
+    return docker_free_function(endpoint, f"reports-{stage}", REGION)
 
 
 def _query_table(endpoint: str, stage: str) -> str:
@@ -259,6 +244,8 @@ def stage(
         # moto's backends are the process's: names unique to this test's stage.
         name = f"iam{os.getpid()}n{next(_stage_numbers)}"
         provision(endpoint, name, REGION)
+        # The function the tick invokes (the test runs its handler itself).
+        docker_free_function(endpoint, tick_shard_function(name), REGION)
         settings = Settings(
             stage=name,
             aws_endpoint_url=endpoint,

@@ -36,7 +36,7 @@ def _of_type(body: Json, kind: str) -> dict[str, Json]:
 def _app_function_names(stage: str) -> set[str]:
     """The Lambda functions `chalice deploy` makes for app.py, by their names."""
     names = {f"tickwork-{stage}-{source.name}" for source in app.app.event_sources}
-    names |= {f"tickwork-{stage}-{name}" for name in app.app.pure_lambda_functions}
+    names |= {f"tickwork-{stage}-{function.name}" for function in app.app.pure_lambda_functions}
     if app.app.routes:
         names.add(f"tickwork-{stage}")  # the API handler
     return names
@@ -63,7 +63,7 @@ def test_every_table_and_queue_is_encrypted_at_rest() -> None:
     body = template("dev")
     tables = _of_type(body, "AWS::DynamoDB::Table")
     queues = _of_type(body, "AWS::SQS::Queue")
-    assert len(tables) == 6 and len(queues) == 3
+    assert len(tables) == 6 and len(queues) == 2
     for logical, table in tables.items():
         assert table["Properties"].get("SSESpecification") == {
             "SSEEnabled": True,

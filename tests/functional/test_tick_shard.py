@@ -1,29 +1,31 @@
-"""The tick's fan-out and `tick_shard` with real SQS event payloads (moto).
+"""The tick's fan-out and `tick_shard` (moto).
 
-The minute's `tick` sends one shard message per shard to the ticks queue; each
-message is handed to the real `tick_shard` Lambda handler as SQS would, with a
+The minute's `tick` starts one pass per shard: as deployed, an asynchronous
+invocation of `tick_shard` each, checked here against moto's Lambda; the
+events are handed to the real `tick_shard` handler as Lambda would, with a
 context whose remaining time the test sets.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import boto3
 
 from app import app
+from chalicelib.fanout import LambdaShards, shard_event, tick_shard_function
 from chalicelib.jobs import JobStatus
-from chalicelib.messaging import AnyMessage, JobMessage, JobQueue, ShardMessage
+from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 from chalicelib.tick import STOP_MARGIN_S, Tick
+from infra.resources import function_name
 from tests.conftest import FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs
+from tests.functional.moto_lambda import docker_free_function
 
 
 class SteppingContext:
@@ -62,14 +64,7 @@ def sent_job_ids(pipeline: Pipeline) -> list[str]:
     return [JobMessage.parse(m["Body"]).job_id for m in pipeline.receive()]
 
 
-def shard_event(pipeline: Pipeline, shards: list[int]) -> dict[str, Any]:
-    return pipeline.client.events.generate_sqs_event(
-        message_bodies=[ShardMessage(s).body() for s in shards],
-        queue_name=pipeline.services.settings.queue_name("ticks"),
-    )
-
-
-def test_the_minute_tick_sends_one_message_per_shard_and_fires_nothing_itself(
+def test_the_minute_tick_starts_one_pass_per_shard_and_fires_nothing_itself(
     services: Services, pipeline: Pipeline, clock: FakeClock, make_task: Callable[..., Task]
 ) -> None:
     make_task()
@@ -79,12 +74,23 @@ def test_the_minute_tick_sends_one_message_per_shard_and_fires_nothing_itself(
     )
     pipeline.client.lambda_.invoke("tick", event)
 
-    bodies = [json.loads(m["Body"]) for m in pipeline.receive(pipeline.ticks_url)]
-    assert sorted(b["shard"] for b in bodies) == list(range(services.settings.due_shards))
+    assert pipeline.started == [shard_event([s]) for s in range(services.settings.due_shards)]
     assert pipeline.receive() == []  # the firings are the shards' work
 
 
-def test_a_shard_message_fires_that_shards_due_tasks_and_no_other(
+def test_the_fan_out_invokes_tick_shard_asynchronously_on_lambda(services: Services) -> None:
+    settings = services.settings
+    endpoint = settings.aws_endpoint_url
+    assert endpoint is not None
+    function = docker_free_function(endpoint, tick_shard_function(settings.stage))
+    assert function == function_name(settings.stage, "tick_shard")  # as `chalice deploy` names it
+
+    # Lambda queued every pass (202); which function the tick may invoke, and
+    # that it invokes that one, is checked under IAM in test_least_privilege.
+    LambdaShards(settings).start(range(settings.due_shards))
+
+
+def test_a_shard_pass_fires_that_shards_due_tasks_and_no_other(
     services: Services, pipeline: Pipeline, clock: FakeClock, make_task: Callable[..., Task]
 ) -> None:
     tasks = {make_task().id: None for _ in range(30)}
@@ -92,7 +98,7 @@ def test_a_shard_message_fires_that_shards_due_tasks_and_no_other(
     shard = max(shards, key=lambda s: len(shards[s]))
     clock.advance(10)
 
-    pipeline.tick_shard([ShardMessage(shard).body()])
+    pipeline.tick_shard([shard])
 
     fired = {job_id.split(":")[0] for job_id in sent_job_ids(pipeline)}
     assert fired == shards[shard]
@@ -118,7 +124,7 @@ def test_a_pass_whose_deadline_runs_out_leaves_the_rest_to_the_next_tick(
 
     # Time for one group of ten tasks, then less than the stop margin.
     context = SteppingContext(start_s=STOP_MARGIN_S + 0.5, step_s=1.0)
-    app.handler_map["tick_shard"](shard_event(pipeline, [shard]), context)
+    app.handler_map["tick_shard"](shard_event([shard]), context)
 
     first = {job_id.split(":")[0] for job_id in sent_job_ids(pipeline)}
     assert len(first) == 10 and first < shards[shard]
@@ -126,18 +132,18 @@ def test_a_pass_whose_deadline_runs_out_leaves_the_rest_to_the_next_tick(
     for task_id in left:  # not reached: still due at the fire time it had
         assert services.tasks.get(ACME, task_id).next_run_at == clock.now()
 
-    pipeline.tick_shard([ShardMessage(shard).body()])  # the next tick's pass
+    pipeline.tick_shard([shard])  # the next tick's pass
     assert {job_id.split(":")[0] for job_id in sent_job_ids(pipeline)} == left
 
 
-def test_a_shard_message_delivered_twice_makes_no_duplicate_job(
+def test_a_shard_pass_started_twice_makes_no_duplicate_job(
     services: Services, pipeline: Pipeline, clock: FakeClock, make_task: Callable[..., Task]
 ) -> None:
     tasks = [make_task() for _ in range(20)]
     clock.advance(10)
-    everything = [ShardMessage(s).body() for s in range(services.settings.due_shards)]
+    everything = list(range(services.settings.due_shards))
 
-    # Two invocations with the same messages at once, then a late redelivery.
+    # Two invocations with the same shards at once, then a late retry by Lambda.
     racing = [threading.Thread(target=pipeline.tick_shard, args=(everything,)) for _ in range(2)]
     for thread in racing:
         thread.start()
@@ -160,16 +166,14 @@ class RefusingQueue(JobQueue):
         self.refused_task = refused_task
         self.sends: list[int] = []
 
-    def send_many(
-        self, messages: list[tuple[AnyMessage, int]], logical: str = "jobs"
-    ) -> list[AnyMessage]:
+    def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
         self.sends.append(len(messages))
 
-        def refused(message: AnyMessage) -> bool:
-            return isinstance(message, JobMessage) and message.job_id.startswith(self.refused_task)
+        def refused(message: JobMessage) -> bool:
+            return message.job_id.startswith(self.refused_task)
 
         taken = [(m, delay) for m, delay in messages if not refused(m)]
-        return super().send_many(taken, logical) + [m for m, _ in messages if refused(m)]
+        return super().send_many(taken) + [m for m, _ in messages if refused(m)]
 
 
 def test_a_group_sends_in_one_batch_and_a_refused_message_keeps_its_tasks_next_run(

@@ -82,11 +82,29 @@ def test_only_the_executor_reaches_what_actions_need() -> None:
         "arn:aws:lambda:eu-west-1:111122223333:function:reports:*",
         "arn:aws:dynamodb:eu-west-1:111122223333:table/sales",
     }
-    for other in ("api_handler", "tick", "dead_letters"):
+    for other in ("api_handler", "tick", "tick_shard", "dead_letters"):
         document = iam.policy(other, "dev", settings, place)
-        assert not {a for a in actions(document) if a.split(":")[0] in ("bedrock", "lambda")}
+        assert "bedrock:InvokeModel" not in actions(document)
         assert "dynamodb:PartiQLSelect" not in actions(document)
         assert "sqs:ReceiveMessage" not in actions(document) or other == "dead_letters"
+        invoked = {
+            resource
+            for statement in document["Statement"]
+            if "lambda:InvokeFunction" in statement["Action"]
+            for resource in statement["Resource"]
+        }
+        # The tick invokes its own shard passes, and nothing an action may call.
+        expected = {"arn:aws:lambda:eu-west-1:111122223333:function:tickwork-dev-tick_shard"}
+        assert invoked == (expected if other == "tick" else set())
+
+
+def test_the_tick_only_starts_shard_passes() -> None:
+    document = iam.policy("tick", "dev", Settings(stage="dev"), iam.Place())
+    assert actions(document) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "lambda:InvokeFunction",
+    }
 
 
 def test_the_api_never_receives_jobs_nor_runs_actions() -> None:

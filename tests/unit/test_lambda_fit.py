@@ -26,8 +26,8 @@ from moto import mock_aws
 
 from chalicelib.executor import LEASE_MARGIN_S
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
-from infra.deploy import report_batch_failures
-from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S, TICKS_VISIBILITY_TIMEOUT_S
+from infra.deploy import bound_shard_invocations, report_batch_failures
+from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 #: API Gateway's integration timeout (REST APIs).
@@ -53,10 +53,6 @@ def test_each_function_has_its_own_limits() -> None:
 
 def test_the_jobs_queue_hides_a_message_six_executor_timeouts() -> None:
     assert 6 * functions()["execute_jobs"]["lambda_timeout"] <= JOBS_VISIBILITY_TIMEOUT_S
-
-
-def test_the_ticks_queue_hides_a_message_six_shard_pass_timeouts() -> None:
-    assert 6 * functions()["tick_shard"]["lambda_timeout"] <= TICKS_VISIBILITY_TIMEOUT_S
 
 
 @pytest.fixture
@@ -92,6 +88,8 @@ def test_the_packaged_executor_reports_partial_batch_failures(
     assert event["Type"] == "SQS"
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["Properties"]["BatchSize"] == 10  # the rest of Chalice's event is kept
+    invoke_config = resources["TickShard"]["Properties"]["EventInvokeConfig"]
+    assert invoke_config == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
 
 
 def test_after_chalice_deploy_the_executor_event_source_reports_batch_failures() -> None:
@@ -125,3 +123,27 @@ def test_after_chalice_deploy_the_executor_event_source_reports_batch_failures()
 
         updated = lam.get_event_source_mapping(UUID=mapping["UUID"])
         assert updated["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_after_chalice_deploy_shard_passes_are_not_retried() -> None:
+    with mock_aws():
+        role = boto3.client("iam", region_name="us-east-1").create_role(
+            RoleName="tick-shard", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "def handler(event, context): pass")
+        lam = boto3.client("lambda", region_name="us-east-1")
+        lam.create_function(
+            FunctionName="tickwork-dev-tick_shard",
+            Runtime="python3.11",
+            Role=role,
+            Handler="app.handler",
+            Code={"ZipFile": code.getvalue()},
+        )
+
+        bound_shard_invocations("dev", lambda_client=lam)
+
+        held = lam.get_function_event_invoke_config(FunctionName="tickwork-dev-tick_shard")
+        assert held["MaximumRetryAttempts"] == 0
+        assert held["MaximumEventAgeInSeconds"] == 60
