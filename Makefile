@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies clean \
+.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -73,6 +73,9 @@ deploy: vendor  ## Deploy tables/queues/console CDN (CloudFormation), the app (c
 	$(VENV)/bin/chalice deploy --stage $(STAGE)
 	$(PY) -m infra.deploy $(STAGE) --batch-failures
 	$(PY) -m infra.deploy $(STAGE) --console "$$($(VENV)/bin/chalice url --stage $(STAGE))"
+
+admin-token: $(VENV)/.installed  ## Issue the first admin token of a deployed stage (prints it once)
+	$(PY) -m infra.admin_token $(STAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
