@@ -14,6 +14,7 @@ from chalicelib.auth import Principal, Role
 from chalicelib.fanout import shard_event, shards_of
 from chalicelib.jobs import Job
 from chalicelib.services import Services
+from chalicelib.services import services as current_services
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
 from infra.local_stack import function_timeout_s
 
@@ -62,6 +63,8 @@ class Pipeline:
         event = self.client.events.generate_cw_event(
             source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]
         )
+        # The services the handlers use now (a test may have installed others).
+        current_services().tick.start_shards = self._queue_shard_events
         self.client.lambda_.invoke("tick", event)
         started, self.started = self.started, []
         for shard_pass in started:
