@@ -211,6 +211,9 @@ def serve(config: LocalConfig) -> int:
     # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows
     # runs, and with TICKWORK_LOG=debug the request lines (`tickwork.http`).
     logging.getLogger("tickwork").setLevel(config.log_level)
+    if config.log_level > logging.DEBUG:
+        # A line per shard pass at every tick would drown the runs (CloudWatch keeps them).
+        logging.getLogger("tickwork.tick.passes").setLevel(logging.WARNING)
     recovered = current.tick.recover()
     if recovered:
         say(f"Re-sent {recovered} waiting jobs")
