@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
+.PHONY: run reset test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: $(VENV)/.installed  ## Start the local stack on http://127.0.0.1:$${TICKWORK_PORT:-8000}
 	$(PY) -m infra.local_stack
+
+# Refused while a stack is using the state dir (it holds a lock there).
+reset: $(VENV)/.installed  ## Delete the local stack's data ($${TICKWORK_STATE_DIR:-.tickwork}/) to start afresh
+	$(PY) -m infra.state_dir reset
 
 test: $(VENV)/.installed chromium lint typecheck cfn-lint  ## Lint, type-check and run every test
 	$(PY) -m pytest

@@ -18,6 +18,9 @@ JOBS_QUEUE = Settings.from_env().queue_name("jobs")
 DEAD_LETTER_QUEUE = Settings.from_env().queue_name("jobs-dlq")
 
 logger = logging.getLogger("tickwork.tick")
+#: One summary line per shard pass: CloudWatch keeps it; the local stack shows it
+#: with TICKWORK_LOG=debug only (a line per shard every tick would drown the runs).
+pass_log = logging.getLogger("tickwork.tick.passes")
 
 
 def on_tick(event: Any) -> None:
@@ -36,7 +39,7 @@ def on_tick_shard(event: Any, context: Any) -> dict[str, Any]:
         logger.error("tick_shard: dropped an event that names no shards")
         return {"shards": []}
     report = services().tick.run_shards(shards, _remaining_time(context))
-    logger.info(
+    pass_log.info(
         "tick_shard %s: %d tasks, %d messages, %d cut short, %d errors",
         shards,
         report.tasks_read,

@@ -11,12 +11,18 @@ handler answers as the deployed API does, and never shows a secret:
 - a method no route has (`TRACE`, `CONNECT`, `FOO`) is a problem+json 405
   instead of `BaseHTTPRequestHandler`'s HTML 501;
 - the request log redacts `?access_token=` and other secret-like query values.
+
+The request log is at DEBUG on logger `tickwork.http` (`TICKWORK_LOG=debug`):
+by default the terminal shows runs and errors, not a line per request. A
+client that goes away mid-answer (a browser navigating on) is a DEBUG line,
+not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import mimetypes
 import re
 from collections.abc import Callable
@@ -43,6 +49,9 @@ SECRET_PARAMS = frozenset(
 _QUERY = re.compile(r"\?([^\s#]*)")
 _PARAM = re.compile(r"([^&;=]*)(=?)([^&;]*)")
 _CREDENTIAL = re.compile(r"(?i)\b(Bearer|Basic|Token)(\s+|%20|\+)[^\s&;\"]+")
+request_log = logging.getLogger("tickwork.http")
+#: What writing to a client that closed its connection raises.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 def _redact_query(query: str) -> str:
@@ -134,8 +143,20 @@ def console_handler(root: Path) -> type[ChaliceRequestHandler]:
                 error.headers["x-amzn-ErrorType"] = "MissingAuthenticationTokenException"
             super()._send_error_response(error)
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except CLIENT_GONE as gone:
+                request_log.debug("%s went away: %s", self.address_string(), gone)
+                self.close_connection = True
+
         def log_message(self, format: str, *args: Any) -> None:
-            super().log_message("%s", redact(format % args))
+            if request_log.isEnabledFor(logging.DEBUG):
+                request_log.debug("%s %s", self.address_string(), redact(format % args))
+
+        def log_error(self, format: str, *args: Any) -> None:
+            # A request the server could not parse or answer: an error, always shown.
+            request_log.warning("%s %s", self.address_string(), redact(format % args))
 
         def do_GET(self) -> None:
             if not self._serve_console(body=True):

@@ -8,8 +8,10 @@ writes. Ctrl-C (or SIGTERM) stops everything and keeps the data.
 Settings (environment):
   TICKWORK_PORT           HTTP port of the API and the console (8000; console at /console/)
   TICKWORK_HOST           interface to bind (127.0.0.1)
-  TICKWORK_STATE_DIR      where data survives restarts (.tickwork/)
-  TICKWORK_ADMIN_TOKEN    secret of the bootstrap admin token (generated once if unset)
+  TICKWORK_STATE_DIR      where data survives restarts (.tickwork/; `make reset` clears it)
+  TICKWORK_ADMIN_TOKEN    secret of the bootstrap admin token (generated once if unset;
+                          a different one replaces and revokes the one the state dir kept)
+  TICKWORK_LOG            `debug` adds a line per HTTP request (default `info`: runs and errors)
   TICKWORK_SNAPSHOT_SECONDS  how often written data is saved (2)
   TICKWORK_TICK_SECONDS   tick period of the scheduler (5; used by the engine)
   TICKWORK_WORKERS        executor workers (4; used by the engine)
@@ -19,12 +21,13 @@ Settings (environment):
 
 from __future__ import annotations
 
+import errno
 import faulthandler
 import json
 import logging
 import os
-import secrets
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -43,7 +46,8 @@ from chalice.config import Config
 from chalice.local import LambdaContext, LocalDevServer
 
 from chalicelib import services as services_module
-from chalicelib.auth import DEFAULT_PROJECT, SECRET_PREFIX, Role
+from chalicelib.auth import DEFAULT_PROJECT, Role
+from chalicelib.errors import Unauthenticated
 from chalicelib.fanout import shard_event
 from chalicelib.services import Services
 from chalicelib.settings import Settings
@@ -51,6 +55,7 @@ from infra.console_build import build as build_console
 from infra.console_server import console_handler
 from infra.embedded_aws import EmbeddedAws
 from infra.local import provision, restore, snapshot
+from infra.state_dir import DEFAULT_STATE_DIR, StateDirInUse, StateDirLock, bootstrap_secret
 
 STAGE = "local"
 #: How long Ctrl-C waits for the tick, workers and snapshots before the last snapshot.
@@ -69,6 +74,7 @@ class LocalConfig:
     snapshot_s: float
     tick_s: float
     workers: int
+    log_level: int
 
     @classmethod
     def from_env(cls) -> LocalConfig:
@@ -76,11 +82,12 @@ class LocalConfig:
         return cls(
             host=env.get("TICKWORK_HOST", "127.0.0.1"),
             port=int(env.get("TICKWORK_PORT", "8000")),
-            state_dir=Path(env.get("TICKWORK_STATE_DIR", ".tickwork")),
+            state_dir=Path(env.get("TICKWORK_STATE_DIR", DEFAULT_STATE_DIR)),
             admin_token=env.get("TICKWORK_ADMIN_TOKEN") or None,
             snapshot_s=float(env.get("TICKWORK_SNAPSHOT_SECONDS", "2")),
             tick_s=float(env.get("TICKWORK_TICK_SECONDS", "5")),
             workers=int(env.get("TICKWORK_WORKERS", "4")),
+            log_level=log_level(env.get("TICKWORK_LOG", "info")),
         )
 
     @property
@@ -88,19 +95,36 @@ class LocalConfig:
         return self.state_dir / "dynamodb.json"
 
 
-def admin_secret(config: LocalConfig) -> str:
-    """TICKWORK_ADMIN_TOKEN, or the token generated on the first run (kept in the state dir)."""
-    if config.admin_token:
-        return config.admin_token
-    path = config.state_dir / "admin-token"
-    if path.exists():
-        return path.read_text().strip()
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret
+def log_level(name: str) -> int:
+    """TICKWORK_LOG's level: `debug`, `info`, `warning` or `error`."""
+    levels = {
+        "debug": logging.DEBUG,
+        "info": logging.INFO,
+        "warning": logging.WARNING,
+        "error": logging.ERROR,
+    }
+    try:
+        return levels[name.strip().lower()]
+    except KeyError:
+        raise ValueError(f"TICKWORK_LOG={name!r}: use one of {', '.join(levels)}") from None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether the HTTP server can bind (host, port), asked as it will bind
+    (SO_REUSEADDR, as `http.server` does): before minutes of a start are spent."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def busy_port_line(port: int) -> str:
+    return f"port {port} is in use: set TICKWORK_PORT to another port"
 
 
 def say(line: str) -> None:
@@ -108,7 +132,28 @@ def say(line: str) -> None:
 
 
 def main() -> int:
-    config = LocalConfig.from_env()
+    """Run the stack until Ctrl-C; a setting or a state that stops it from
+    starting is one line on stderr and exit code 1, not a traceback."""
+    try:
+        config = LocalConfig.from_env()
+    except ValueError as bad_setting:
+        print(bad_setting, file=sys.stderr)
+        return 1
+    if not port_is_free(config.host, config.port):
+        print(busy_port_line(config.port), file=sys.stderr)
+        return 1
+    try:
+        lock = StateDirLock(config.state_dir)
+    except StateDirInUse as in_use:
+        print(f"{in_use}: stop it or set TICKWORK_STATE_DIR", file=sys.stderr)
+        return 1
+    try:
+        return serve(config)
+    finally:
+        lock.release()
+
+
+def serve(config: LocalConfig) -> int:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -148,16 +193,27 @@ def main() -> int:
     shard_passes = LocalShardPasses(settings.due_shards)
     current = Services.build(settings, start_shards=shard_passes.start)
     services_module.use(current)
-    secret = admin_secret(config)
+    bootstrap = bootstrap_secret(config.state_dir, config.admin_token)
+    secret = bootstrap.secret
     current.tokens.ensure(secret, DEFAULT_PROJECT, Role.ADMIN, "bootstrap admin")
+    if bootstrap.replaced:
+        try:
+            current.tokens.revoke(current.tokens.authenticate(bootstrap.replaced).token_id)
+            say("Revoked the previous bootstrap admin token (TICKWORK_ADMIN_TOKEN changed)")
+        except Unauthenticated:
+            pass  # revoked already, by hand
 
     os.environ["TICKWORK_STAGE"] = STAGE  # the handlers name their queues from it
     import app as chalice_app
 
     shard_passes.handler = chalice_app.tick_shard
 
-    # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows runs.
-    logging.getLogger("tickwork").setLevel(logging.INFO)
+    # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows
+    # runs, and with TICKWORK_LOG=debug the request lines (`tickwork.http`).
+    logging.getLogger("tickwork").setLevel(config.log_level)
+    if config.log_level > logging.DEBUG:
+        # A line per shard pass at every tick would drown the runs (CloudWatch keeps them).
+        logging.getLogger("tickwork.tick.passes").setLevel(logging.WARNING)
     recovered = current.tick.recover()
     if recovered:
         say(f"Re-sent {recovered} waiting jobs")
@@ -166,13 +222,22 @@ def main() -> int:
     # served by the same server under /console/, same origin as the API.
     console_dir = tempfile.TemporaryDirectory(prefix="tickwork-console-")
     build_console(Path(console_dir.name))
-    server = LocalDevServer(
-        chalice_app.app,
-        Config(chalice_stage=STAGE),
-        config.host,
-        config.port,
-        handler_cls=console_handler(Path(console_dir.name)),
-    )
+    try:
+        server = LocalDevServer(
+            chalice_app.app,
+            Config(chalice_stage=STAGE),
+            config.host,
+            config.port,
+            handler_cls=console_handler(Path(console_dir.name)),
+        )
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Taken while the stack was starting.
+        print(busy_port_line(config.port), file=sys.stderr)
+        aws.stop()
+        console_dir.cleanup()
+        return 1
     stop = threading.Event()
     jobs_url = current.queue.url("jobs")
     dlq_url = current.queue.url("jobs-dlq")

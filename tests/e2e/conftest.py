@@ -39,8 +39,12 @@ class LocalStack(StackProcess):
 def make_stack(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
     started: list[LocalStack] = []
 
-    def make(state_dir: Path | None = None, admin_secret: str | None = ADMIN_SECRET) -> LocalStack:
-        stack = LocalStack(state_dir or tmp_path / "state", free_port(), admin_secret)
+    def make(
+        state_dir: Path | None = None,
+        admin_secret: str | None = ADMIN_SECRET,
+        env: Mapping[str, str] | None = None,
+    ) -> LocalStack:
+        stack = LocalStack(state_dir or tmp_path / "state", free_port(), admin_secret, env)
         stack.start()
         started.append(stack)
         return stack
