@@ -13,7 +13,7 @@ from chalicelib.jobs import Job, JobStatus, Trigger
 from chalicelib.queue import RESULT_POLL_S, QueueService
 from chalicelib.services import Services
 from chalicelib.storage.jobs import JobStore, RunPolicy
-from chalicelib.task_model import Task
+from chalicelib.task_model import MAX_RUN_TIMEOUT_S, Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs
@@ -110,7 +110,7 @@ def test_the_action_catalogue_lists_every_action_with_its_args_schema(
     assert {"echo", "sleep", "fail", "http_request", "send_message"} <= set(actions)
     assert {"trigger_ai", "run_query", "invoke_lambda"} <= set(actions)
     sleep = actions["sleep"]
-    assert sleep["args_schema"]["properties"]["seconds"]["maximum"] == 900
+    assert sleep["args_schema"]["properties"]["seconds"]["maximum"] == MAX_RUN_TIMEOUT_S
     assert sleep["requires_approval"] is False
     assert api.get("/v1/queue/actions").status_code == 401
 
