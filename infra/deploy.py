@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.settings import console_origin
 from infra.console_build import build as build_console
-from infra.resources import log_groups, template
+from infra.resources import ALARM_TOPIC, log_groups, template
 
 #: Chalice's configuration, whose stage `environment_variables` the functions get.
 CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
@@ -79,16 +80,17 @@ def deploy(stage: str) -> None:
         )
     waiter: Any
     try:
-        cloudformation.describe_stacks(StackName=name)
-        exists = True
+        [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        exists, previous = True, {p["ParameterKey"] for p in stack.get("Parameters", [])}
     except ClientError:
-        exists = False
+        exists, previous = False, set()
+    parameters = alarm_topic_parameter(os.environ.get("TICKWORK_ALARM_TOPIC_ARN"), previous)
     try:
         if exists:
-            cloudformation.update_stack(StackName=name, TemplateBody=body)
+            cloudformation.update_stack(StackName=name, TemplateBody=body, Parameters=parameters)
             waiter = cloudformation.get_waiter("stack_update_complete")
         else:
-            cloudformation.create_stack(StackName=name, TemplateBody=body)
+            cloudformation.create_stack(StackName=name, TemplateBody=body, Parameters=parameters)
             waiter = cloudformation.get_waiter("stack_create_complete")
     except ClientError as exc:
         if "No updates are to be performed" not in str(exc):
@@ -100,6 +102,17 @@ def deploy(stage: str) -> None:
     console_url = stack_outputs(stage, cloudformation)["ConsoleUrl"]
     print(f"Console: {console_url}")
     print(adopt_console_origin(CHALICE_CONFIG, stage, console_url))
+
+
+def alarm_topic_parameter(topic_arn: str | None, previous: set[str]) -> list[dict[str, Any]]:
+    """The stack's ALARM_TOPIC parameter: the topic given, or (nothing given) the
+    one the stack has (`previous`: its parameter keys), so a deploy without
+    TICKWORK_ALARM_TOPIC_ARN keeps the alarms' topic; none yet: the default."""
+    if topic_arn is not None:
+        return [{"ParameterKey": ALARM_TOPIC, "ParameterValue": topic_arn.strip()}]
+    if ALARM_TOPIC in previous:
+        return [{"ParameterKey": ALARM_TOPIC, "UsePreviousValue": True}]
+    return []
 
 
 def adopt_console_origin(config_path: Path, stage: str, console_url: str) -> str:

@@ -270,6 +270,12 @@ def log_groups(stage: str) -> dict[str, Json]:
     }
 
 
+#: The stack's parameter naming the SNS topic the alarms notify (empty: none);
+#: `make deploy` passes TICKWORK_ALARM_TOPIC_ARN (infra.deploy).
+ALARM_TOPIC = "AlarmTopicArn"
+_HAS_ALARM_TOPIC = "HasAlarmTopic"
+
+
 def _alarm(name: str, description: str, namespace: str, metric: str, dimension: Json) -> Json:
     """An alarm that fires when one minute's `metric` goes above zero."""
     return {
@@ -286,6 +292,13 @@ def _alarm(name: str, description: str, namespace: str, metric: str, dimension: 
             "Threshold": 0,
             "ComparisonOperator": "GreaterThanThreshold",
             "TreatMissingData": "notBreaching",
+            # The operator's SNS topic, when the stack was given one (ALARM_TOPIC).
+            "AlarmActions": {
+                "Fn::If": [_HAS_ALARM_TOPIC, [{"Ref": ALARM_TOPIC}], {"Ref": "AWS::NoValue"}]
+            },
+            "OKActions": {
+                "Fn::If": [_HAS_ALARM_TOPIC, [{"Ref": ALARM_TOPIC}], {"Ref": "AWS::NoValue"}]
+            },
         },
     }
 
@@ -505,6 +518,14 @@ def template(stage: str) -> Json:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Tickwork tables, queues, console (CloudFront) and alarms ({stage})",
+        "Parameters": {
+            ALARM_TOPIC: {
+                "Type": "String",
+                "Default": "",
+                "Description": "ARN of an SNS topic the alarms notify (empty: none)",
+            }
+        },
+        "Conditions": {_HAS_ALARM_TOPIC: {"Fn::Not": [{"Fn::Equals": [{"Ref": ALARM_TOPIC}, ""]}]}},
         "Resources": resources,
         "Outputs": outputs,
     }
