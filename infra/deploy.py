@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -31,6 +31,9 @@ from botocore.exceptions import ClientError
 from chalicelib.settings import console_origin
 from infra.console_build import build as build_console
 from infra.resources import ALARM_TOPIC, log_groups, template
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
 
 #: Chalice's configuration, whose stage `environment_variables` the functions get.
 CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
@@ -104,7 +107,7 @@ def deploy(stage: str) -> None:
     print(adopt_console_origin(CHALICE_CONFIG, stage, console_url))
 
 
-def alarm_topic_parameter(topic_arn: str | None, previous: set[str]) -> list[dict[str, Any]]:
+def alarm_topic_parameter(topic_arn: str | None, previous: set[str]) -> list[ParameterTypeDef]:
     """The stack's ALARM_TOPIC parameter: the topic given, or (nothing given) the
     one the stack has (`previous`: its parameter keys), so a deploy without
     TICKWORK_ALARM_TOPIC_ARN keeps the alarms' topic; none yet: the default."""
