@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.settings import console_origin
 from infra.console_build import build as build_console
-from infra.resources import ALARM_TOPIC, log_groups, template
+from infra.resources import ALARM_TOPIC, function_name, log_groups, template
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
@@ -149,10 +149,6 @@ def adopt_console_origin(config_path: Path, stage: str, console_url: str) -> str
     return f"{where}: set to {origin} for chalice deploy ({replaced})"
 
 
-#: The executor's Lambda function as Chalice names it: <app>-<stage>-<function>.
-EXECUTOR_FUNCTION = "tickwork-{stage}-execute_jobs"
-
-
 #: `tick_shard`'s asynchronous invocations: no retry, dropped after a minute. A
 #: failed or late pass is superseded by the next minute's pass of the same
 #: shard, and what it did not fire is still due in DynamoDB, so nothing is lost;
@@ -166,7 +162,7 @@ def bound_shard_invocations(stage: str, *, lambda_client: Any = None) -> dict[st
     lambda_client = lambda_client or boto3.client("lambda")
     return dict(
         lambda_client.put_function_event_invoke_config(
-            FunctionName=f"tickwork-{stage}-tick_shard", **SHARD_INVOKE_CONFIG
+            FunctionName=function_name(stage, "tick_shard"), **SHARD_INVOKE_CONFIG
         )
     )
 
@@ -177,7 +173,7 @@ def report_batch_failures(stage: str, *, lambda_client: Any = None) -> list[str]
     (`chalice package` gets the same from infra/sam-merge.json). Returns the
     mappings' UUIDs."""
     lambda_client = lambda_client or boto3.client("lambda")
-    function = EXECUTOR_FUNCTION.format(stage=stage)
+    function = function_name(stage, "execute_jobs")
     updated = []
     pages = lambda_client.get_paginator("list_event_source_mappings").paginate(
         FunctionName=function

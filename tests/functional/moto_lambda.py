@@ -9,6 +9,7 @@ import io
 import json
 import urllib.request
 import zipfile
+from typing import Any
 
 import boto3
 
@@ -21,7 +22,17 @@ def docker_free_function(endpoint: str, name: str, region: str = "us-east-1") ->
         method="POST",
     )
     urllib.request.urlopen(request).close()
-    role = boto3.client("iam", endpoint_url=endpoint, region_name=region).create_role(
+    return echo_function(
+        boto3.client("iam", endpoint_url=endpoint, region_name=region),
+        boto3.client("lambda", endpoint_url=endpoint, region_name=region),
+        name,
+    )
+
+
+def echo_function(iam: Any, lambda_client: Any, name: str) -> str:
+    """Create function `name`, which answers its event, and a role for it, with
+    these clients (a moto server's, or `mock_aws`'s)."""
+    role = iam.create_role(
         RoleName=name,
         AssumeRolePolicyDocument=json.dumps(
             {
@@ -38,7 +49,7 @@ def docker_free_function(endpoint: str, name: str, region: str = "us-east-1") ->
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
-    boto3.client("lambda", endpoint_url=endpoint, region_name=region).create_function(
+    lambda_client.create_function(
         FunctionName=name,
         Runtime="python3.12",
         Role=role,

@@ -8,11 +8,9 @@ the payload, or returns results queued at `/moto-api/static/lambda-simple/respon
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.request
 import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -35,6 +33,7 @@ from tests.functional.action_helpers import (
     fake_servers,
 )
 from tests.functional.engine_helpers import Pipeline, runs
+from tests.functional.moto_lambda import docker_free_function
 
 
 @pytest.fixture
@@ -182,34 +181,7 @@ def _moto_api(endpoint: str, path: str, data: Any) -> None:
 @pytest.fixture
 def function(moto_endpoint: str) -> str:
     """A function on moto's docker-free Lambda backend."""
-    _moto_api(moto_endpoint, "config", {"lambda": {"use_docker": False}})
-    iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
-    name = f"fn-{uuid.uuid4().hex[:8]}"
-    role = iam.create_role(
-        RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ]
-            }
-        ),
-    )["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("handler.py", "def handle(event, context):\n    return event\n")
-    boto3.client("lambda", endpoint_url=moto_endpoint, region_name="us-east-1").create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role,
-        Handler="handler.handle",
-        Code={"ZipFile": code.getvalue()},
-    )
-    return name
+    return docker_free_function(moto_endpoint, f"fn-{uuid.uuid4().hex[:8]}")
 
 
 def queue_lambda_result(endpoint: str, result: str) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -102,9 +102,15 @@ class Stage:
                     os.environ[name] = value
 
     def sqs(self, function: str) -> Any:
+        return self.client_of(function, "sqs")
+
+    def client_of(
+        self, function: str, service: Literal["sqs", "dynamodb", "bedrock-runtime"]
+    ) -> Any:
+        """A boto3 client of `service` signed with `function`'s key."""
         key = self.keys[function]
         return boto3.client(
-            "sqs",
+            service,
             endpoint_url=self.server.endpoint,
             region_name=REGION,
             aws_access_key_id=key.id,
@@ -390,23 +396,10 @@ def test_the_api_may_not_do_what_only_the_executor_may(stage: Stage, denials: De
     with pytest.raises(ClientError) as refused:
         sqs.receive_message(QueueUrl=url)
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
-    key = stage.keys["api_handler"]
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stage.server.endpoint,
-        region_name=REGION,
-        aws_access_key_id=key.id,
-        aws_secret_access_key=key.secret,
-    )
+    dynamodb = stage.client_of("api_handler", "dynamodb")
     with pytest.raises(ClientError):
         dynamodb.execute_statement(Statement=f'SELECT * FROM "{stage.settings.query_tables[0]}"')
-    bedrock = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=stage.server.endpoint,
-        region_name=REGION,
-        aws_access_key_id=key.id,
-        aws_secret_access_key=key.secret,
-    )
+    bedrock = stage.client_of("api_handler", "bedrock-runtime")
     with pytest.raises(ClientError) as no_model:
         bedrock.converse(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "hi"}]}])
     assert no_model.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -9,9 +9,7 @@ infra/sam-merge.json merged in, as `make package` does.
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from chalicelib.executor import LEASE_MARGIN_S
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
 from infra.deploy import bound_shard_invocations, report_batch_failures
 from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S
+from tests.functional.moto_lambda import echo_function
 
 ROOT = Path(__file__).resolve().parents[2]
 #: API Gateway's integration timeout (REST APIs).
@@ -94,19 +93,9 @@ def test_the_packaged_executor_reports_partial_batch_failures(
 
 def test_after_chalice_deploy_the_executor_event_source_reports_batch_failures() -> None:
     with mock_aws():
-        role = boto3.client("iam", region_name="us-east-1").create_role(
-            RoleName="executor", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("app.py", "def handler(event, context): pass")
         lam = boto3.client("lambda", region_name="us-east-1")
-        lam.create_function(
-            FunctionName="tickwork-dev-execute_jobs",
-            Runtime="python3.11",
-            Role=role,
-            Handler="app.handler",
-            Code={"ZipFile": code.getvalue()},
+        echo_function(
+            boto3.client("iam", region_name="us-east-1"), lam, "tickwork-dev-execute_jobs"
         )
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="tickwork-dev-jobs")["QueueUrl"]
@@ -127,20 +116,8 @@ def test_after_chalice_deploy_the_executor_event_source_reports_batch_failures()
 
 def test_after_chalice_deploy_shard_passes_are_not_retried() -> None:
     with mock_aws():
-        role = boto3.client("iam", region_name="us-east-1").create_role(
-            RoleName="tick-shard", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as archive:
-            archive.writestr("app.py", "def handler(event, context): pass")
         lam = boto3.client("lambda", region_name="us-east-1")
-        lam.create_function(
-            FunctionName="tickwork-dev-tick_shard",
-            Runtime="python3.11",
-            Role=role,
-            Handler="app.handler",
-            Code={"ZipFile": code.getvalue()},
-        )
+        echo_function(boto3.client("iam", region_name="us-east-1"), lam, "tickwork-dev-tick_shard")
 
         bound_shard_invocations("dev", lambda_client=lam)
 
