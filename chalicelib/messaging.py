@@ -68,6 +68,7 @@ class JobQueue:
     def _sqs(self) -> Any:
         with self._lock:
             if self._client is None:
+                import botocore.config
                 import botocore.session
 
                 session = botocore.session.get_session()
@@ -75,6 +76,9 @@ class JobQueue:
                     "sqs",
                     region_name=self._settings.region,
                     endpoint_url=self._settings.aws_endpoint_url,
+                    config=botocore.config.Config(
+                        max_pool_connections=self._settings.aws_max_connections
+                    ),
                 )
             return self._client
 

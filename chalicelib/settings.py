@@ -36,6 +36,11 @@ class Settings:
     #: elsewhere. In Lambda, logs are JSON lines and each ended job also prints
     #: a CloudWatch EMF record (docs/observability.md).
     lambda_function_name: str | None = None
+    #: Connections each AWS client keeps for concurrent calls (botocore's 10).
+    #: The local stack runs its API's, tick's and workers' threads in one
+    #: process and raises it, so no thread waits for a connection or opens
+    #: one it cannot keep ("Connection pool is full").
+    aws_max_connections: int = 10
     #: Number of shards of the sparse due indexes (partition key values
     #: "0".."N-1"). The tick queries every shard, so the shard count bounds the
     #: write rate per partition without making the tick read idle tasks.

@@ -3,9 +3,10 @@
 `provision()` creates the stage's tables and queues from the very resource
 properties that `template()` gives CloudFormation. moto keeps everything in
 memory, so `snapshot()` writes every table's items to a JSON file and
-`restore()` loads them back into freshly provisioned tables: that is how the
-local stack's data survives a restart. SQS messages are not kept: jobs are the
-record of truth in DynamoDB, and the engine re-sends what a queue lost.
+`restore()` loads them back into freshly provisioned tables; the local stack's
+journal (`infra.journal`) keeps every write after the snapshot. SQS messages
+are not kept: jobs are the record of truth in DynamoDB, and the engine re-sends
+what a queue lost.
 """
 
 from __future__ import annotations
@@ -92,16 +93,24 @@ def table_names(stage: str) -> list[str]:
     return [physical_name(stage, logical) for logical in tables(stage)]
 
 
-def snapshot(endpoint_url: str, stage: str, path: Path, region: str = "us-east-1") -> int:
-    """Write every item of the stage's tables to `path` atomically. Returns the item count."""
+def snapshot(
+    endpoint_url: str,
+    stage: str,
+    path: Path,
+    region: str = "us-east-1",
+    *,
+    journal_through: int = 0,
+) -> int:
+    """Write every item of the stage's tables to `path` atomically, naming the
+    last journal segment they hold. Returns the item count."""
     dynamodb = _client("dynamodb", endpoint_url, region)
     paginator = dynamodb.get_paginator("scan")
     dump: dict[str, list[dict[str, Any]]] = {}
     count = 0
     for logical in tables(stage):
         items: list[dict[str, Any]] = []
-        # A Scan is right here: this is a backup of a development database,
-        # not a request path.
+        # A Scan is right here: this is a compaction of a development
+        # database's journal, in a process of its own, not a request path.
         for page in paginator.paginate(TableName=physical_name(stage, logical)):
             items.extend(page.get("Items", []))
         dump[logical] = items
@@ -109,17 +118,23 @@ def snapshot(endpoint_url: str, stage: str, path: Path, region: str = "us-east-1
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".json")
     with os.fdopen(fd, "w") as handle:
-        json.dump({"format": 1, "stage": stage, "tables": dump}, handle)
+        json.dump(
+            {"format": 1, "stage": stage, "journal_through": journal_through, "tables": dump},
+            handle,
+        )
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     return count
 
 
-def restore(endpoint_url: str, stage: str, path: Path, region: str = "us-east-1") -> int:
-    """Load a snapshot into the (provisioned, empty) tables. Returns the item count."""
+def restore(
+    endpoint_url: str, stage: str, path: Path, region: str = "us-east-1"
+) -> tuple[int, int]:
+    """Load a snapshot into the (provisioned, empty) tables. Returns the item
+    count and the last journal segment the snapshot holds (0: none)."""
     if not path.exists():
-        return 0
+        return 0, 0
     data = json.loads(path.read_text())
     dynamodb = _client("dynamodb", endpoint_url, region)
     count = 0
@@ -135,4 +150,4 @@ def restore(endpoint_url: str, stage: str, path: Path, region: str = "us-east-1"
                 response = dynamodb.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
         count += len(items)
-    return count
+    return count, int(data.get("journal_through", 0))

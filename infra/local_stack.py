@@ -1,9 +1,12 @@
 """`make run`: the whole of Tickwork on one machine, on the embedded AWS.
 
-Starts moto, provisions it from `infra.resources`, restores the data kept in
-`TICKWORK_STATE_DIR`, makes sure project `default` has an admin token, serves
-the Chalice app over HTTP on `TICKWORK_PORT`, and snapshots the tables after
-writes. Ctrl-C (or SIGTERM) stops everything and keeps the data.
+Starts the embedded AWS (moto) in a process of its own, which provisions it
+from `infra.resources` and loads the data kept in `TICKWORK_STATE_DIR` (a
+snapshot and the journal of every write after it: `infra.journal`); makes
+sure project `default` has an admin token; serves the Chalice app over HTTP
+on `TICKWORK_PORT`, with the tick and the workers, in this process. A write
+is answered only once it is on disk, so even `kill -9` loses nothing that was
+acknowledged. Ctrl-C (or SIGTERM) stops everything and keeps the data.
 
 Settings (environment):
   TICKWORK_PORT           HTTP port of the API and the console (8000; console at /console/)
@@ -12,7 +15,6 @@ Settings (environment):
   TICKWORK_ADMIN_TOKEN    secret of the bootstrap admin token (generated once if unset;
                           a different one replaces and revokes the one the state dir kept)
   TICKWORK_LOG            `debug` adds a line per HTTP request (default `info`: runs and errors)
-  TICKWORK_SNAPSHOT_SECONDS  how often written data is saved (2)
   TICKWORK_TICK_SECONDS   tick period of the scheduler (5; used by the engine)
   TICKWORK_WORKERS        executor workers (4; used by the engine)
   TICKWORK_HTTP_ALLOW     host:port destinations on this machine `http_request` may
@@ -53,12 +55,11 @@ from chalicelib.services import Services
 from chalicelib.settings import Settings
 from infra.console_build import build as build_console
 from infra.console_server import console_handler
-from infra.embedded_aws import EmbeddedAws
-from infra.local import provision, restore, snapshot
+from infra.embedded_aws import AwsProcess
 from infra.state_dir import DEFAULT_STATE_DIR, StateDirInUse, StateDirLock, bootstrap_secret
 
 STAGE = "local"
-#: How long Ctrl-C waits for the tick, workers and snapshots before the last snapshot.
+#: How long Ctrl-C waits for the tick and the workers before it stops the embedded AWS.
 STOP_GRACE_S = 15.0
 CHALICE_CONFIG = Path(__file__).resolve().parent.parent / ".chalice" / "config.json"
 #: Names of this machine under which `http_request` may call the stack's own API.
@@ -71,7 +72,6 @@ class LocalConfig:
     port: int
     state_dir: Path
     admin_token: str | None
-    snapshot_s: float
     tick_s: float
     workers: int
     log_level: int
@@ -84,15 +84,10 @@ class LocalConfig:
             port=int(env.get("TICKWORK_PORT", "8000")),
             state_dir=Path(env.get("TICKWORK_STATE_DIR", DEFAULT_STATE_DIR)),
             admin_token=env.get("TICKWORK_ADMIN_TOKEN") or None,
-            snapshot_s=float(env.get("TICKWORK_SNAPSHOT_SECONDS", "2")),
             tick_s=float(env.get("TICKWORK_TICK_SECONDS", "5")),
             workers=int(env.get("TICKWORK_WORKERS", "4")),
             log_level=log_level(env.get("TICKWORK_LOG", "info")),
         )
-
-    @property
-    def snapshot_path(self) -> Path:
-        return self.state_dir / "dynamodb.json"
 
 
 def log_level(name: str) -> int:
@@ -168,13 +163,11 @@ def serve(config: LocalConfig) -> int:
         force=True,
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    aws = EmbeddedAws()
-    aws.start()
-    provision(aws.endpoint_url, STAGE)
-    restored = restore(aws.endpoint_url, STAGE, config.snapshot_path)
+    aws = AwsProcess(config.state_dir, STAGE)
     say(
-        f"Restored {restored} items from {config.snapshot_path}"
-        if restored
+        f"Restored {aws.items_restored} items and {aws.writes_replayed} journaled writes"
+        f" from {config.state_dir}/"
+        if aws.items_restored or aws.writes_replayed
         else f"Fresh state in {config.state_dir}/"
     )
 
@@ -183,6 +176,8 @@ def serve(config: LocalConfig) -> int:
         from_env,
         stage=STAGE,
         aws_endpoint_url=aws.endpoint_url,
+        # One process runs the API's, tick's and workers' threads.
+        aws_max_connections=100,
         # The tick fires what is due before its next run, and a little more.
         lookahead_s=config.tick_s * 2 + 1,
         # On this machine http_request may call the stack's own API, or the
@@ -247,7 +242,6 @@ def serve(config: LocalConfig) -> int:
 
     threads = [
         daemon("api", server.server.serve_forever),
-        daemon("snapshots", keep_snapshots, aws, config, stop),
         daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
         daemon(
             "dead-letters",
@@ -291,8 +285,11 @@ def serve(config: LocalConfig) -> int:
     # Wake up now and then: Linux may deliver Ctrl-C to another thread, and a
     # main thread blocked in a lock without a timeout would never run the
     # Python handler (seen as a stack that does not stop).
+    lost_aws = False
     while not stop.wait(timeout=0.2):
-        pass
+        if aws.exited:  # nothing can be written any more: stop, and say so
+            lost_aws = True
+            break
 
     say("Stopping...")
     server.shutdown()
@@ -302,10 +299,12 @@ def serve(config: LocalConfig) -> int:
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     shard_passes.stop()
-    saved = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
     aws.stop()
     console_dir.cleanup()
-    say(f"Saved {saved} items to {config.snapshot_path}. Tickwork stopped.")
+    if lost_aws:
+        print("The embedded AWS stopped unexpectedly; Tickwork stopped.", file=sys.stderr)
+        return 1
+    say(f"Data kept in {config.state_dir}/. Tickwork stopped.")
     return 0
 
 
@@ -439,16 +438,6 @@ def sqs_record(message: Any, arn: str) -> dict[str, Any]:
         "eventSourceARN": arn,
         "awsRegion": "us-east-1",
     }
-
-
-def keep_snapshots(aws: EmbeddedAws, config: LocalConfig, stop: threading.Event) -> None:
-    """Save the tables after writes, at most every `snapshot_s` seconds."""
-    while not stop.wait(config.snapshot_s):
-        if aws.take_dirty():
-            started = time.monotonic()
-            count = snapshot(aws.endpoint_url, STAGE, config.snapshot_path)
-            if time.monotonic() - started > 1:
-                say(f"Snapshot of {count} items took {time.monotonic() - started:.1f}s")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,9 @@ class StackProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Its own process group (with the embedded AWS it starts), so
+            # `kill()` can end the whole stack at once, as `kill -9 -<pgid>` does.
+            process_group=0,
         )
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -113,3 +116,12 @@ class StackProcess:
             process.kill()
             process.wait()
             raise RuntimeError("the stack did not stop:\n" + "".join(self.output)) from None
+
+    def kill(self) -> None:
+        """SIGKILL to the whole stack (its process group): a crash, with no
+        chance to save anything."""
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

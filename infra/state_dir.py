@@ -24,7 +24,7 @@ LOCK_NAME = "stack.lock"
 ADMIN_TOKEN_NAME = "admin-token"
 #: Files only a stack writes: a dir holding none of them is not reset (a typo in
 #: TICKWORK_STATE_DIR must not delete somebody's folder).
-STACK_FILES = (LOCK_NAME, ADMIN_TOKEN_NAME, "dynamodb.json")
+STACK_FILES = (LOCK_NAME, ADMIN_TOKEN_NAME, "dynamodb.json", "journal")
 
 
 class StateDirInUse(Exception):

@@ -397,5 +397,6 @@ def configure(settings: Settings) -> None:
         meta.table_name = settings.table_name(meta.logical_name)
         meta.region = settings.region
         meta.host = settings.aws_endpoint_url
+        meta.max_pool_connections = settings.aws_max_connections
         # PynamoDB caches the connection (and its table description) per class.
         model._connection = None

@@ -22,5 +22,6 @@ class TransactionConnection:
                 region=self._settings.region,
                 host=self._settings.aws_endpoint_url,
                 max_retry_attempts=_Meta.max_retry_attempts,
+                max_pool_connections=self._settings.aws_max_connections,
             )
         return self._connection

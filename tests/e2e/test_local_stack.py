@@ -59,7 +59,7 @@ def test_tasks_and_tokens_survive_a_restart(
             TASKS, json={"name": "kept", "schedule": "@yearly", "action": "echo"}
         ).json()
     assert first.stop() == 0
-    assert "Saved" in "".join(first.output)
+    assert "Data kept in" in "".join(first.output)
 
     second = make_stack(state_dir=state)
     with second.client(member["token"]) as client:

@@ -55,14 +55,14 @@ def test_snapshot_and_restore_round_trip(moto_endpoint: str, tmp_path: Path) -> 
             Item={"key": {"S": f"k{i}"}, "owner": {"S": "o"}},
         )
     path = tmp_path / "state" / "dynamodb.json"
-    assert snapshot(moto_endpoint, "snapa", path) == 60
+    assert snapshot(moto_endpoint, "snapa", path, journal_through=3) == 60
 
     # A new stage stands in for a restarted, empty moto.
     provision(moto_endpoint, "snapa2")
     data = json.loads(path.read_text())
     data["stage"] = "snapa2"
     path.write_text(json.dumps(data))
-    assert restore(moto_endpoint, "snapa2", path) == 60
+    assert restore(moto_endpoint, "snapa2", path) == (60, 3)
     count = dynamodb.scan(TableName=physical_name("snapa2", "uniques"), Select="COUNT")["Count"]
     assert count == 60
-    assert restore(moto_endpoint, "snapa2", tmp_path / "missing.json") == 0
+    assert restore(moto_endpoint, "snapa2", tmp_path / "missing.json") == (0, 0)
