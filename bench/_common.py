@@ -336,6 +336,21 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU so far of every process in a process group, with the
+    children they reaped (the local stack: its own process, the embedded AWS,
+    the journal's compactions)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == pgid:
+            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def machine_facts() -> str:
     """One line: cores, Python, load average, for the head of a benchmark's report."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -46,7 +46,7 @@ TAIL_MARGIN_S = 3.0
 
 
 class Stack(StackProcess):
-    """The local stack under measurement, with its tick, workers and snapshot settings."""
+    """The local stack under measurement, with its tick and workers settings."""
 
     def __init__(
         self,
@@ -56,13 +56,10 @@ class Stack(StackProcess):
         tick_s: float,
         *,
         workers: int | None = None,
-        snapshot_s: float | None = None,
     ) -> None:
         env = {"TICKWORK_TICK_SECONDS": str(tick_s)}
         if workers:
             env["TICKWORK_WORKERS"] = str(workers)
-        if snapshot_s:
-            env["TICKWORK_SNAPSHOT_SECONDS"] = str(snapshot_s)
         super().__init__(Path(state_dir), port, admin_secret, env=env, keep_lines=5000)
         self.tick_s = tick_s
 
@@ -162,11 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, help="TICKWORK_WORKERS of the stack (its default: 4)"
     )
-    parser.add_argument(
-        "--snapshot-seconds",
-        type=float,
-        help="TICKWORK_SNAPSHOT_SECONDS of the stack (its default: 2)",
-    )
     parser.add_argument("--log", help="write the stack's output to this file")
     args = parser.parse_args(argv)
     schedules: list[str] = args.schedule or ["* * * * * *", "*/2 * * * * *"]
@@ -179,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
             secret,
             args.tick_seconds,
             workers=args.workers,
-            snapshot_s=args.snapshot_seconds,
         )
         ready_s = stack.start()
         print(f"local stack ready in {ready_s:.1f} s on {stack.url}", flush=True)

@@ -29,16 +29,23 @@ throughput = ended jobs / that; latency of a job = its recorded finish time -
 the client's clock just before its submit call (one machine, one clock). "not
 complete" = jobs that did not end `complete` (ARQ: without a successful
 result). Server CPU = user + system CPU of the serving processes over submit and
-wait (Tickwork: the local stack; ARQ: redis-server + the worker).
+wait (Tickwork: the local stack's process group, the embedded AWS included;
+ARQ: redis-server + the worker).
 
-What differs, so read the ratio as what it is: Tickwork's path is HTTP (Chalice's
-LocalDevServer) -> DynamoDB -> SQS -> executor threads -> DynamoDB, with
-DynamoDB and SQS emulated by moto *inside the stack's one Python process*
-(every AWS call is an HTTP request to moto in that process, under one GIL, on
-a 2-core machine), plus the stack's table snapshots (every 2 s by default) and
-a log line per run. moto's costs dominate: it answers a Query by walking the
-whole table, and each SQS send recounts every message in the queue (GROUND.md:
-batched sends fall from ~136/s on an empty queue to ~24/s at 600 waiting), so a
+moto's floor, in the same run (`bench.moto_floor`): the AWS calls one such job
+makes (recorded through the Chalice app on moto in this process: submit,
+receive, the executor's batch, delete, a read), replayed for `--jobs` fresh job
+ids by `--floor-threads` plain boto3 threads against a moto server in its own
+process. Tickwork / floor is the share of moto's own speed the stack reaches.
+
+What differs, so read the ratio to ARQ as what it is: Tickwork's path is HTTP
+(Chalice's LocalDevServer) -> DynamoDB -> SQS -> executor threads -> DynamoDB,
+with DynamoDB and SQS emulated by moto in a process of its own (the embedded
+AWS, which puts every DynamoDB write on disk before answering it), the API, the
+tick and the workers in the stack's process, on a 2-core machine; a log line
+per run. moto's costs dominate: it answers a Query by walking the whole table,
+and each SQS send recounts every message in the queue (GROUND.md: batched
+sends fall from ~136/s on an empty queue to ~24/s at 600 waiting), so a
 backlog would slow every further submit. ARQ's path is a Redis client ->
 Redis (C, its own process) -> one asyncio worker process, with no HTTP, no
 auth and no durable record beyond Redis's memory. Neither figure says what
@@ -67,8 +74,18 @@ from typing import Any
 
 import httpx
 
-from bench._common import ROOT, machine_facts, percentile, process_cpu_seconds, table
+from bench._common import (
+    ROOT,
+    fake_aws_credentials,
+    machine_facts,
+    percentile,
+    process_cpu_seconds,
+    process_group_cpu_seconds,
+    quiet_logs,
+    table,
+)
 from bench.lateness import Stack, parse_time
+from bench.moto_floor import Floor, floor, record_one_job
 from infra.stack_process import free_port
 
 JOBS = "/v1/queue/jobs"
@@ -157,13 +174,12 @@ def run_tickwork(args: argparse.Namespace) -> Outcome:
             secret,
             args.tick_seconds,
             workers=args.workers,
-            snapshot_s=args.snapshot_seconds,
         )
         ready_s = stack.start()
         print(f"Tickwork: local stack ready in {ready_s:.1f} s on {stack.url}", flush=True)
         try:
             with stack.client() as client:
-                cpu_before = process_cpu_seconds(stack.pid)
+                cpu_before = process_group_cpu_seconds(stack.pid)
                 submitted = submit_tickwork(stack, args, outcome)
                 first = min((at for _, at in submitted.values()), default=time.time())
                 if args.wait == "depth":
@@ -171,17 +187,12 @@ def run_tickwork(args: argparse.Namespace) -> Outcome:
                 else:
                     wait_by_result(stack, args, list(submitted))
                 outcome.seen_s = time.time() - first
-                outcome.server_cpu_s = process_cpu_seconds(stack.pid) - cpu_before
+                outcome.server_cpu_s = process_group_cpu_seconds(stack.pid) - cpu_before
                 read_tickwork_jobs(stack, args, submitted, first, outcome)
         finally:
             code = stack.stop()
             if args.log:
                 Path(args.log).write_text("".join(stack.output))
-    snapshots = [line for line in stack.output if "Snapshot of" in line]
-    if snapshots:
-        outcome.notes.append(
-            f"{len(snapshots)} table snapshots took > 1 s each (last: {snapshots[-1].strip()})"
-        )
     if code:
         outcome.notes.append(f"the local stack exited with {code} after SIGINT")
     return outcome
@@ -458,7 +469,7 @@ async def measure_arq(
 
 
 # ---------------------------------------------------------------- report
-def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
+def report(outcomes: list[Outcome], moto_floor: Floor | None, args: argparse.Namespace) -> None:
     def row(o: Outcome) -> list[object]:
         return [
             o.system,
@@ -504,6 +515,17 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         for note in o.notes:
             print(f"{o.system}: {note}")
     by_name = {o.system: o for o in outcomes}
+    if moto_floor is not None:
+        print(
+            f"moto floor: {moto_floor.jobs} jobs x {moto_floor.calls_per_job} AWS calls from "
+            f"{moto_floor.threads} threads in {moto_floor.seconds:.2f} s = "
+            f"{moto_floor.jobs_per_s:.1f} jobs/s (moto CPU {moto_floor.moto_cpu_s:.2f} s)"
+        )
+        if "tickwork" in by_name:
+            print(
+                f"Throughput ratio Tickwork / moto floor: "
+                f"{by_name['tickwork'].throughput / moto_floor.jobs_per_s:.2f}"
+            )
     if "tickwork" in by_name and "arq" in by_name:
         tickwork, arq = by_name["tickwork"], by_name["arq"]
         ratio = tickwork.throughput / arq.throughput
@@ -514,7 +536,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         )
     print(
         f"Settings: {args.jobs} jobs, {args.clients} clients, Tickwork workers {args.workers} "
-        f"(snapshots every {args.snapshot_seconds or 2:g} s), ARQ max_jobs "
+        f"(moto floor {args.floor_threads} threads), ARQ max_jobs "
         f"{args.arq_max_jobs}, poll_delay {args.arq_poll_delay:g} s, wait by {args.wait}"
     )
     print(f"Machine: {machine_facts()}")
@@ -542,9 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         help="ARQ worker's poll_delay, s (ARQ's default: 0.5; it bounds ARQ's rate, see README)",
     )
     parser.add_argument(
-        "--snapshot-seconds",
-        type=float,
-        help="TICKWORK_SNAPSHOT_SECONDS of the stack (its default: 2)",
+        "--floor-threads",
+        type=int,
+        default=8,
+        help="boto3 threads replaying one job's AWS calls for moto's floor (8)",
     )
     parser.add_argument(
         "--tick-seconds", type=float, default=5, help="TICKWORK_TICK_SECONDS of the stack (5)"
@@ -565,7 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900, help="longest wait after submitting, s (900)"
     )
-    parser.add_argument("--only", choices=("tickwork", "arq"), help="run one system only")
+    parser.add_argument(
+        "--only", choices=("tickwork", "floor", "arq"), help="run one measurement only"
+    )
     parser.add_argument("--log", help="write the local stack's output to this file")
     args = parser.parse_args(argv)
     if args.arq_max_jobs is None:
@@ -573,14 +598,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {machine_facts()}", flush=True)
 
     outcomes: list[Outcome] = []
-    for name, run in (("tickwork", run_tickwork), ("arq", run_arq)):
-        if args.only in (None, name):
-            outcome = run(args)
-            if outcome is not None:
-                outcomes.append(outcome)
-    if outcomes:
-        report(outcomes, args)
-    return 0 if outcomes else 1
+    moto_floor: Floor | None = None
+    for name in ("tickwork", "floor", "arq"):
+        if args.only not in (None, name):
+            continue
+        if name == "floor":
+            moto_floor = run_floor(args)
+            continue
+        outcome = run_tickwork(args) if name == "tickwork" else run_arq(args)
+        if outcome is not None:
+            outcomes.append(outcome)
+    if outcomes or moto_floor:
+        report(outcomes, moto_floor, args)
+    return 0 if outcomes or moto_floor else 1
+
+
+def run_floor(args: argparse.Namespace) -> Floor:
+    fake_aws_credentials()
+    quiet_logs()
+    calls, job_id = record_one_job()
+    print(f"moto floor: one job makes {len(calls)} AWS calls; replaying", flush=True)
+    return floor(calls, job_id, args.jobs, args.floor_threads)
 
 
 if __name__ == "__main__":
