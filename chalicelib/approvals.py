@@ -18,10 +18,9 @@ from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, to_ms
 from chalicelib.errors import Conflict, Forbidden, NotFound
-from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus
-from chalicelib.messaging import JobQueue, delay_until
+from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, StoredJob

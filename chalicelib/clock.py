@@ -75,13 +75,3 @@ def to_ms(instant: datetime) -> int:
 def from_ms(epoch_ms: int) -> datetime:
     """Aware UTC datetime of epoch milliseconds."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC)
-
-
-def rfc3339(instant: datetime | None) -> str | None:
-    """RFC 3339 UTC string with a `Z` suffix, millisecond precision when needed."""
-    if instant is None:
-        return None
-    instant = instant.astimezone(UTC)
-    if instant.microsecond:
-        return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -57,6 +57,7 @@ from chalicelib.jobs import (
 from chalicelib.messaging import (
     ARRIVE_EARLY_S,
     MAX_DELAY_S,
+    REDELIVERY_GRACE,
     JobMessage,
     JobQueue,
     delay_until,
@@ -96,9 +97,6 @@ MAX_REDELIVERIES = 5
 MAX_RESULT_BYTES = 64 * 1024
 #: How often a running service run looks whether its task was disabled or deleted.
 SERVICE_CHECK_S = 10
-#: Watchdog instant of a job handed to SQS: if it has not started this long
-#: after its time, the tick sends it again (a lost message, a restarted stack).
-REDELIVERY_GRACE = timedelta(minutes=15)
 
 Sleeper = Callable[[float], None]
 #: Seconds left in the executor's invocation (Lambda's `get_remaining_time_in_millis`).

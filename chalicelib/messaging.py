@@ -12,13 +12,16 @@ import json
 import math
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.settings import Settings
 
 #: SQS's largest DelaySeconds; later work waits in DynamoDB for the tick.
 MAX_DELAY_S = 900
+#: Watchdog instant of a job handed to SQS: if it has not started this long
+#: after its time, the tick sends it again (a lost message, a restarted stack).
+REDELIVERY_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,11 @@ def delay_until(at: datetime, now: datetime) -> int:
     early and the executor waits until `at`, so a job neither starts early nor
     waits for a receive poll to notice it.
     """
-    seconds = math.floor((at - now).total_seconds()) - ARRIVE_EARLY_S
+    return sqs_delay(math.floor((at - now).total_seconds()) - ARRIVE_EARLY_S)
+
+
+def sqs_delay(seconds: int) -> int:
+    """`seconds` as a DelaySeconds SQS takes (0-900)."""
     return max(0, min(MAX_DELAY_S, seconds))
 
 
@@ -93,21 +100,11 @@ class JobQueue:
                 self._urls[logical] = client.get_queue_url(QueueName=name)["QueueUrl"]
             return self._urls[logical]
 
-    def waiting(self, logical: str = "jobs") -> int:
-        """SQS's approximate count of messages in a queue (visible and in flight)."""
-        attributes = self._sqs().get_queue_attributes(
-            QueueUrl=self.url(logical),
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-
     def send(self, message: JobMessage, delay_s: int = 0) -> None:
         self._sqs().send_message(
             QueueUrl=self.url(),
             MessageBody=message.body(),
-            DelaySeconds=max(0, min(MAX_DELAY_S, delay_s)),
+            DelaySeconds=sqs_delay(delay_s),
         )
 
     def send_many(self, messages: list[tuple[JobMessage, int]]) -> list[JobMessage]:
@@ -121,7 +118,7 @@ class JobQueue:
                 {
                     "Id": str(i),
                     "MessageBody": message.body(),
-                    "DelaySeconds": max(0, min(MAX_DELAY_S, delay)),
+                    "DelaySeconds": sqs_delay(delay),
                 }
                 for i, (message, delay) in enumerate(batch)
             ]

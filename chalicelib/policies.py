@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
-from chalicelib.task_model import Backoff, CatchUp, Kind, Task
+from chalicelib.task_model import ONE_DAY_S, Backoff, CatchUp, Kind, Task
 
 #: A firing more than this late counts as missed (DESIGN §4 catch_up).
 MISSED_AFTER = timedelta(seconds=60)
 #: At most this many missed firings are looked for (DESIGN §4 catch_up_window).
 MAX_CATCH_UP = 1000
 #: Retry and restart delays are capped at one day.
-MAX_BACKOFF_S = 86_400.0
+MAX_BACKOFF_S = float(ONE_DAY_S)
 
 
 def backoff_delay_s(backoff: Backoff, delay_s: float, k: int) -> float:

@@ -14,7 +14,6 @@ from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
-from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import (
     MADE_ID_PREFIXES,
@@ -28,12 +27,13 @@ from chalicelib.jobs import (
     user_job_key,
 )
 from chalicelib.limits import ensure_args_fit
-from chalicelib.messaging import JobQueue, delay_until
+from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
 from chalicelib.storage.pages import Page
 from chalicelib.task_model import (
+    ACTION_NAME,
     MAX_DURATION_S,
     MAX_RUN_TIMEOUT_S,
     ONE_DAY_S,
@@ -70,7 +70,7 @@ class JobSubmission(BaseModel):
         },
     )
 
-    action: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$", description="A registered action.")
+    action: str = Field(pattern=ACTION_NAME, description="A registered action.")
     args: dict[str, Any] = Field(
         default_factory=dict, description="The action's arguments (checked against its model)."
     )

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
-from chalicelib.executor import REDELIVERY_GRACE
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus, Trigger, asked_by
-from chalicelib.messaging import JobQueue, delay_until
+from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
 from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
 from chalicelib.storage.pages import Page

@@ -108,7 +108,7 @@ RUN_MARGIN_S = 60
 #: The longest run one executor invocation holds: a task's or queue job's `timeout`.
 MAX_RUN_TIMEOUT_S = EXECUTOR_TIMEOUT_S - RUN_MARGIN_S
 
-_ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
+ACTION_NAME = r"^[a-z][a-z0-9_.-]{0,63}$"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: What `name` must be, for the JSON Schema: no control character, not only blanks.
 _PRINTABLE_NOT_BLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
@@ -174,7 +174,7 @@ class TaskSpec(BaseModel):
         examples=["0 9 * * MON-FRI", "*/30 * * * * *", "@every 1h30m"],
     )
     timezone: str = Field("UTC", description="IANA time zone of the cron fields.")
-    action: str = Field(pattern=_ACTION_NAME, description="Name of a registered action.")
+    action: str = Field(pattern=ACTION_NAME, description="Name of a registered action.")
     args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments.")
     enabled: bool = True
 

@@ -39,11 +39,12 @@ from itertools import islice
 
 from chalicelib.approvals import ApprovalService
 from chalicelib.clock import Clock, to_ms
-from chalicelib.executor import REDELIVERY_GRACE, RemainingTime
+from chalicelib.executor import RemainingTime
 from chalicelib.fanout import StartShards
 from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
 from chalicelib.messaging import (
     MAX_DELAY_S,
+    REDELIVERY_GRACE,
     SEND_BATCH_SIZE,
     JobMessage,
     JobQueue,

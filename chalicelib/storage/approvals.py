@@ -9,7 +9,6 @@ states the caller saw, so a decision is made once however many race.
 
 from __future__ import annotations
 
-import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, failed_positions
 from chalicelib.storage.jobs import JobStore, StoredJob
 from chalicelib.storage.pages import Page, decode_cursor, read_page
-from chalicelib.storage.tables import ApprovalRecord, JobRecord
+from chalicelib.storage.tables import ApprovalRecord, JobRecord, shard_of
 from chalicelib.storage.transactions import TransactionConnection
 
 
@@ -34,7 +33,7 @@ class ApprovalStore:
         self._transactions = TransactionConnection(settings)
 
     def _shard(self, request_id: str) -> str:
-        return str(zlib.crc32(request_id.encode()) % self._settings.due_shards)
+        return str(shard_of(request_id, self._settings.due_shards))
 
     @staticmethod
     def _to_request(r: ApprovalRecord) -> ApprovalRequest:

@@ -7,7 +7,6 @@ writes the keys these indexes are built from.
 from __future__ import annotations
 
 import heapq
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.jobs import JobStatus
-from chalicelib.storage.tables import JobRecord
+from chalicelib.storage.tables import JobRecord, shard_of
 
 #: Partitions each value of the stage-wide `by_status` and `by_action` keys is
 #: spread over (`<value>#<shard>`). One index partition takes about 1,000 writes
@@ -29,7 +28,7 @@ LISTING_READ_BUDGET = 10_000
 
 
 def listing_shard(job_id: str) -> int:
-    return zlib.crc32(job_id.encode()) % LISTING_SHARDS
+    return shard_of(job_id, LISTING_SHARDS)
 
 
 def status_shard(job_id: str, status: JobStatus) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed
 from chalicelib.storage.job_listing import action_shard, status_shard
 from chalicelib.storage.pages import Page, decode_cursor, read_page
-from chalicelib.storage.tables import JobRecord
+from chalicelib.storage.tables import JobRecord, shard_of
 from chalicelib.task_model import Task
 
 logger = logging.getLogger("tickwork.jobs")
@@ -127,7 +126,7 @@ class JobStore:
             logger.exception("job %s: observer failed", stored.job.id)
 
     def shard_of(self, job_id: str) -> str:
-        return str(zlib.crc32(job_id.encode()) % self._settings.due_shards)
+        return str(shard_of(job_id, self._settings.due_shards))
 
     # ------------------------------------------------------------ conversion
     @staticmethod

@@ -8,6 +8,7 @@ models against it. Table names and the endpoint are bound at run time by
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pynamodb.attributes import (
@@ -22,6 +23,12 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from chalicelib.settings import Settings
+
+
+def shard_of(key: str, shards: int) -> int:
+    """Which of `shards` partitions of a sharded index an item's key falls in:
+    a hash that is the same in every process and every Python (not `hash()`)."""
+    return zlib.crc32(key.encode()) % shards
 
 
 class _Meta:

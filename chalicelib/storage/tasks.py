@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +16,7 @@ from chalicelib.clock import from_ms, to_ms
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed, failed_positions
 from chalicelib.storage.pages import Page, decode_cursor, read_page
-from chalicelib.storage.tables import TaskRecord, UniqueRecord
+from chalicelib.storage.tables import TaskRecord, UniqueRecord, shard_of
 from chalicelib.storage.transactions import TransactionConnection
 from chalicelib.task_model import Task, TaskSpec
 
@@ -79,7 +78,7 @@ class TaskStore:
 
     # ------------------------------------------------------------ conversion
     def _shard(self, task_id: str) -> str:
-        return str(zlib.crc32(task_id.encode()) % self._settings.due_shards)
+        return str(shard_of(task_id, self._settings.due_shards))
 
     def _to_record(self, task: Task) -> TaskRecord:
         will_fire = task.enabled and task.next_run_at is not None

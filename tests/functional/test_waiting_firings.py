@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 
 from chalicelib.actions import Registry
-from chalicelib.executor import REDELIVERY_GRACE, Executor
+from chalicelib.executor import Executor
 from chalicelib.jobs import Job, JobStatus
-from chalicelib.messaging import JobMessage
+from chalicelib.messaging import REDELIVERY_GRACE, JobMessage
 from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore
