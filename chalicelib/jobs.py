@@ -6,11 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_serializer
+from pydantic import BaseModel, Field, field_serializer, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from chalicelib.auth import Principal
-from chalicelib.clock import to_ms
+from chalicelib.clock import from_ms, to_ms
 
 
 class JobStatus(StrEnum):
@@ -142,6 +142,13 @@ class Job(BaseModel):
     #: The id of that token: what `TICKWORK_APPROVAL_SELF=deny` compares (kept
     #: on the row, not shown: `requested_by` names it).
     requested_by_token: SkipJsonSchema[str | None] = Field(None, exclude=True)
+
+    # Jobs are stored to the millisecond: a job holds its times as stored, so
+    # a submission's answer and every later read of the job agree.
+    @field_validator("scheduled_for", "enqueued_at", "started_at", "finished_at", "expires_at")
+    @classmethod
+    def _as_stored(cls, instant: datetime | None) -> datetime | None:
+        return None if instant is None else from_ms(to_ms(instant))
 
     # `id` and `retry_of` hold job keys (see `user_job_key`); every dump of a
     # Job is an API response, which shows the public id. Storage converts rows
