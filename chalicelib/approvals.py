@@ -17,10 +17,11 @@ from chalicelib.actions import Registry
 from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_request_id
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, to_ms
+from chalicelib.dispatch import handoff
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus
-from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
+from chalicelib.messaging import JobQueue
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, StoredJob
@@ -44,7 +45,9 @@ class ApprovalService:
         ttl_s: float,
         approval_actions: tuple[str, ...] | None,
         approval_self: str = "allow",
+        lookahead_s: float,
     ) -> None:
+        self._lookahead = timedelta(seconds=lookahead_s)
         self._approvals = approvals
         self._jobs = jobs
         self._tasks = tasks
@@ -128,6 +131,9 @@ class ApprovalService:
         403 under the four-eyes rule (`may_decide`)."""
         request, stored = self._pending(principal, request_id)
         now = self._clock.now()
+        # Released as a dispatched job is handed on (chalicelib/dispatch.py): a
+        # held job was due, so it goes to SQS with its watchdog set behind it.
+        plan = handoff(stored.job.scheduled_for, now, self._lookahead)
         self._settle(
             request,
             stored,
@@ -136,19 +142,13 @@ class ApprovalService:
             [
                 JobRecord.enqueued_ms.set(to_ms(now)),
                 JobRecord.due_shard.set(self._jobs.shard_of(stored.job.id)),
-                JobRecord.due_ms.set(to_ms(now + REDELIVERY_GRACE)),
+                JobRecord.due_ms.set(to_ms(plan.due_at)),
             ],
             by=principal.label,
             reason=comment,
         )
-        # If this message is lost later, the tick re-sends it once REDELIVERY_GRACE passed.
-        send_stored_job(
-            self._queue,
-            self._jobs,
-            stored.job.id,
-            delay_until(stored.job.scheduled_for, now),
-            now=now,
-        )
+        if plan.delay_s is not None:
+            send_stored_job(self._queue, self._jobs, stored.job.id, plan.delay_s, now=now)
         return self.get(principal, request_id)
 
     def reject(self, principal: Principal, request_id: str, reason: str | None) -> ApprovalRequest:

@@ -45,6 +45,7 @@ from chalicelib.actions import (
     Report,
 )
 from chalicelib.clock import Clock, to_ms
+from chalicelib.dispatch import Dispatcher
 from chalicelib.jobs import (
     STARTABLE,
     Job,
@@ -175,6 +176,9 @@ class Executor:
     ) -> None:
         self._settings = settings
         self._approvals = approvals
+        self._dispatcher = Dispatcher(
+            jobs, queue, approvals, clock, lookahead_s=settings.lookahead_s
+        )
         self._jobs = jobs
         self._tasks = tasks
         self._queue = queue
@@ -790,7 +794,6 @@ class Executor:
         k = stored.restarts + 1 if failed else 1
         now = self._clock.now()
         at = now + timedelta(seconds=backoff_delay_s(task.restart_backoff, task.restart_delay, k))
-        via_sqs = (at - now).total_seconds() < MAX_DELAY_S
         # A new run, made afresh rather than copied from the ending one: nothing of
         # that run carries over, its approval least of all (DESIGN §5, HITL). One
         # that requires approval is held for its own decision when it comes up.
@@ -810,15 +813,11 @@ class Executor:
             requested_by=task.changed_by,
             requested_by_token=task.changed_by_token,
         )
-        self._jobs.create(
-            restart,
-            RunPolicy.of(task),
-            due_at=at + REDELIVERY_GRACE if via_sqs else at,
-            now=now,
-            restarts=k if failed else 0,
+        dispatched = self._dispatcher.dispatch(
+            restart, RunPolicy.of(task), restarts=k if failed else 0, send=False
         )
         logger.info("service %s: %s restarts at %s (k=%d)", task.id, restart.id, at, k)
-        return (JobMessage(restart.id), delay_until(at, now)) if via_sqs else None
+        return dispatched.message
 
     def _send_restart(self, restart: tuple[JobMessage, int] | None) -> None:
         if restart is None:

@@ -13,6 +13,7 @@ from chalicelib.actions import Registry
 from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
+from chalicelib.dispatch import Dispatcher
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import (
@@ -27,7 +28,7 @@ from chalicelib.jobs import (
     user_job_key,
 )
 from chalicelib.limits import ensure_args_fit
-from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
+from chalicelib.messaging import JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
@@ -157,6 +158,9 @@ class QueueService:
         *,
         settings: Settings,
     ) -> None:
+        self._dispatcher = Dispatcher(
+            jobs, queue, approvals, clock, lookahead_s=settings.lookahead_s
+        )
         self._queue = queue
         self._jobs = jobs
         self._actions = actions
@@ -215,39 +219,11 @@ class QueueService:
         return self._enqueue(job, policy)
 
     def _enqueue(self, job: Job, policy: RunPolicy) -> Job:
-        """Store a new job and hand it on: held for approval when it needs one and
-        may start now; sent to SQS when it starts within the tick's lookahead;
-        left to the tick (its `due` index) when it starts later. Conflict if its
-        id is taken."""
-        now = self._clock.now()
-        taken = Conflict(f"a job with id '{public_job_id(job.id)}' exists")
-        if job.scheduled_for <= now and self._approvals.required(job):
-            held = job.model_copy(
-                update={
-                    "status": JobStatus.AWAITING_APPROVAL,
-                    "requires_approval": True,
-                    "approval_request_id": self._approvals.request_for(job, now).id,
-                    "timestamp_ms": to_ms(now),
-                }
-            )
-            record = self._jobs.new_record(held, policy, due_at=None, now=now)
-            try:
-                return self._approvals.create_held(held, record, policy.keep_for_s)
-            except StorageConflict as exc:
-                raise taken from exc
-        soon = job.scheduled_for <= now + timedelta(seconds=self._settings.lookahead_s)
-        if job.scheduled_for > now:
-            job = job.model_copy(update={"status": JobStatus.SCHEDULED})
-        # Sent now: the tick re-sends it if it has not started long after its
-        # time. Later: the tick sends it when its time comes within the lookahead.
-        due_at = job.scheduled_for + REDELIVERY_GRACE if soon else job.scheduled_for
-        if not self._jobs.create(job, policy, due_at=due_at, now=now):
-            raise taken
-        if soon:
-            send_stored_job(
-                self._queue, self._jobs, job.id, delay_until(job.scheduled_for, now), now=now
-            )
-        return job
+        """Store a new job and hand it on (`Dispatcher`). Conflict if its id is taken."""
+        dispatched = self._dispatcher.dispatch(job, policy)
+        if not dispatched.created:
+            raise Conflict(f"a job with id '{public_job_id(job.id)}' exists")
+        return dispatched.job
 
     def _refuse_stored_before_scoping(self, principal: Principal, job_id: str) -> None:
         """409 if the project's job submitted with `job_id` before ids were scoped

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from chalicelib.approvals import ApprovalService
 from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
+from chalicelib.dispatch import Dispatcher
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
-from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus, Trigger, asked_by
-from chalicelib.messaging import REDELIVERY_GRACE, JobQueue, delay_until
+from chalicelib.messaging import JobQueue
 from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
 from chalicelib.storage.pages import Page
@@ -44,11 +45,19 @@ def _in_range(location: str, instant: datetime) -> datetime:
 
 class RunService:
     def __init__(
-        self, tasks: TaskStore, jobs: JobStore, queue: JobQueue, clock: Clock, ids: IdFactory
+        self,
+        tasks: TaskStore,
+        jobs: JobStore,
+        queue: JobQueue,
+        clock: Clock,
+        ids: IdFactory,
+        *,
+        approvals: ApprovalService,
+        lookahead_s: float,
     ) -> None:
         self._tasks = tasks
         self._jobs = jobs
-        self._queue = queue
+        self._dispatcher = Dispatcher(jobs, queue, approvals, clock, lookahead_s=lookahead_s)
         self._clock = clock
         self._ids = ids
 
@@ -80,12 +89,10 @@ class RunService:
             **asked_by(asker),
         )
 
-    def _submit(self, task: Task, job: Job) -> None:
-        now = self._clock.now()
-        self._jobs.create(job, RunPolicy.of(task), due_at=now + REDELIVERY_GRACE, now=now)
-        send_stored_job(
-            self._queue, self._jobs, job.id, delay_until(job.scheduled_for, now), now=now
-        )
+    def _submit(self, task: Task, job: Job) -> Job:
+        """The job as stored: this one, or for a repeated backfill the one that
+        exists (perhaps long complete)."""
+        return self._dispatcher.dispatch(job, RunPolicy.of(task)).job
 
     def trigger(self, principal: Principal, task_id: str) -> Job:
         """Run the task now, outside its schedule (`api_trigger` must allow it)."""
@@ -93,8 +100,7 @@ class RunService:
         if not task.api_trigger:
             raise Forbidden("this task does not allow API triggers (api_trigger is false)")
         job = self._job(task, self._ids.new_id("job"), self._clock.now(), Trigger.API, principal)
-        self._submit(task, job)
-        return job
+        return self._submit(task, job)
 
     def backfill(
         self, principal: Principal, task_id: str, start: datetime, end: datetime
@@ -133,8 +139,7 @@ class RunService:
             job = self._job(
                 task, f"{task.id}:{to_ms(at)}:backfill", at, Trigger.BACKFILL, principal
             )
-            self._submit(task, job)
-            jobs.append(job)
+            jobs.append(self._submit(task, job))
         return jobs
 
     def runs(

@@ -83,6 +83,7 @@ class Services:
             ttl_s=settings.approval_ttl_s,
             approval_actions=settings.approval_actions,
             approval_self=settings.approval_self,
+            lookahead_s=settings.lookahead_s,
         )
         return cls(
             settings=settings,
@@ -92,7 +93,15 @@ class Services:
             tasks=TaskService(
                 task_store, clock, ids, registered, max_args_bytes=settings.max_args_bytes
             ),
-            runs=RunService(task_store, job_store, queue, clock, ids),
+            runs=RunService(
+                task_store,
+                job_store,
+                queue,
+                clock,
+                ids,
+                approvals=approvals,
+                lookahead_s=settings.lookahead_s,
+            ),
             tick=Tick(
                 task_store,
                 job_store,

@@ -39,6 +39,7 @@ from itertools import islice
 
 from chalicelib.approvals import ApprovalService
 from chalicelib.clock import Clock, to_ms
+from chalicelib.dispatch import Dispatcher
 from chalicelib.executor import RemainingTime
 from chalicelib.fanout import StartShards
 from chalicelib.jobs import Job, JobStatus, Trigger, firing_job_id, service_job_id
@@ -127,6 +128,7 @@ class Tick:
         self._clock = clock
         self._shards = shards
         self._lookahead = timedelta(seconds=lookahead_s)
+        self._dispatcher = Dispatcher(jobs, queue, approvals, clock, lookahead_s=lookahead_s)
         self._workers = workers
         self._groups_in_flight = groups_in_flight
 
@@ -326,21 +328,14 @@ class Tick:
         messages: list[tuple[JobMessage, int]] = []
         for firing in plan.firings:
             for job in self._firing_jobs(task, firing, now):
-                due_at = max(firing.at, now) + REDELIVERY_GRACE
-                if self._jobs.create(job, RunPolicy.of(task), due_at=due_at, now=now):
+                dispatched = self._dispatcher.dispatch(job, RunPolicy.of(task), send=False)
+                if dispatched.created:
                     report.jobs_created += 1
-                elif not self._needs_resend(job.id, now):
-                    continue
-                messages.append((JobMessage(job.id), delay_until(firing.at, now)))
+                    if dispatched.message is not None:
+                        messages.append(dispatched.message)
+                elif _needs_resend(dispatched.existing, now):
+                    messages.append((JobMessage(job.id), delay_until(firing.at, now)))
         return _Prepared(task, messages, plan.next_run_at)
-
-    def _needs_resend(self, job_id: str, now: datetime) -> bool:
-        """The job of this firing exists. Made moments ago, a concurrent tick is
-        sending it; made earlier, the tick that made it died before sending."""
-        stored = self._jobs.get(job_id)
-        if stored is None or stored.job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED):
-            return False
-        return now - stored.created_at >= CONCURRENT_TICK_WINDOW
 
     def _firing_jobs(self, task: Task, firing: Firing, now: datetime) -> list[Job]:
         """The jobs of one firing: one run, or a service's `instances` first runs."""
@@ -391,6 +386,14 @@ class Tick:
         self._queue.send(JobMessage(job.id), delay)
         report.messages_sent += 1
         self._jobs.set_due(stored, max(job.scheduled_for, now) + REDELIVERY_GRACE, enqueued=now)
+
+
+def _needs_resend(stored: StoredJob | None, now: datetime) -> bool:
+    """The job of a firing exists. Made moments ago, a concurrent tick is
+    sending it; made earlier, the tick that made it died before sending."""
+    if stored is None or stored.job.status not in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+        return False
+    return now - stored.created_at >= CONCURRENT_TICK_WINDOW
 
 
 def _groups(tasks: Iterable[Task]) -> Iterator[list[Task]]:
