@@ -112,9 +112,7 @@ def run_client(stack: Stack, deadline: float, timeout_s: float) -> Tally:
                 tally.requests[kind] += 1
                 started = time.perf_counter()
                 try:
-                    response = client.request(
-                        method, path, json=body, extensions={"trace": trace}
-                    )
+                    response = client.request(method, path, json=body, extensions={"trace": trace})
                 except httpx.HTTPError as exc:
                     tally.errors[f"{kind} {error_kind(exc)}"] += 1
                     if kind == "submit":
