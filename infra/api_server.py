@@ -63,8 +63,13 @@ def read_chunked(stream: BinaryIO, max_bytes: int = MAX_CHUNKED_BODY) -> bytes:
         if size == 0:
             break
         chunk = stream.read(size)
-        if len(chunk) != size or stream.read(2) not in (b"\r\n", b"\n"):
+        if len(chunk) != size:
             raise BadChunkedBody("chunk shorter than its size")
+        end = stream.read(1)
+        if end == b"\r":
+            end = stream.read(1)
+        if end != b"\n":
+            raise BadChunkedBody("no line end after a chunk")
         body += chunk
     while True:  # trailer section, up to its empty line
         line = stream.readline(65537)

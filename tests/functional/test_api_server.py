@@ -44,7 +44,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
     @app.route("/echo", methods=["POST"])
     def echo() -> dict[str, object]:
-        return {"got": app.current_request.json_body}
+        request = app.current_request
+        assert request is not None
+        return {"got": request.json_body}
 
     @app.route("/slow")
     def slow() -> dict[str, object]:
