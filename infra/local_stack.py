@@ -45,7 +45,7 @@ from typing import Any
 
 import boto3
 from chalice.config import Config
-from chalice.local import LambdaContext, LocalDevServer
+from chalice.local import LambdaContext
 
 from chalicelib import services as services_module
 from chalicelib.auth import DEFAULT_PROJECT, Role
@@ -53,6 +53,7 @@ from chalicelib.errors import Unauthenticated
 from chalicelib.fanout import shard_event
 from chalicelib.services import Services
 from chalicelib.settings import Settings
+from infra.api_server import ApiServer
 from infra.console_build import build as build_console
 from infra.console_server import console_handler
 from infra.embedded_aws import AwsProcess
@@ -218,7 +219,7 @@ def serve(config: LocalConfig) -> int:
     console_dir = tempfile.TemporaryDirectory(prefix="tickwork-console-")
     build_console(Path(console_dir.name))
     try:
-        server = LocalDevServer(
+        server = ApiServer(
             chalice_app.app,
             Config(chalice_stage=STAGE),
             config.host,
