@@ -31,6 +31,7 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from infra.journal import Journal, Write, delete_through, journal_dir, load
+from infra.local import local_credentials, provision
 
 #: DynamoDB operations that may change data: what the journal keeps.
 _WRITES = {
@@ -205,8 +206,6 @@ class Compactor:
 
 def serve(state_dir: Path, stage: str, host: str, port: int, ready: IO[str]) -> None:
     """Provision, load, journal, and say `ready <url>` on `ready`."""
-    from infra.local import provision
-
     aws = EmbeddedAws(host, port)
     aws.start()
     provision(aws.endpoint_url, stage)
@@ -229,12 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C reaches the whole process group: the stack stops first (its
     # workers may still write), then closes our stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
+    local_credentials()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )

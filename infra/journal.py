@@ -288,13 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     fold.add_argument("--stage", required=True)
     fold.add_argument("--through", type=int, required=True)
     args: Any = parser.parse_args(argv)
+    from infra.local import local_credentials
+
     os.nice(10)  # the stack's requests come first
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
+    local_credentials()
     compact(args.stage, args.state_dir, args.through)
     return 0
 

@@ -22,6 +22,18 @@ import boto3
 
 from infra.resources import physical_name, queues, tables
 
+
+def local_credentials() -> None:
+    """botocore and moto want credentials and a region even when nothing is
+    real; the embedded AWS takes any (unless already set)."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)
+
+
 #: Keys of a CloudFormation table resource that CreateTable does not take.
 _NOT_CREATE_TABLE = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification"}
 

@@ -57,6 +57,7 @@ from infra.api_server import ApiServer
 from infra.console_build import build as build_console
 from infra.console_server import console_handler
 from infra.embedded_aws import AwsProcess
+from infra.local import local_credentials
 from infra.state_dir import DEFAULT_STATE_DIR, StateDirInUse, StateDirLock, bootstrap_secret
 
 STAGE = "local"
@@ -150,12 +151,7 @@ def main() -> int:
 
 
 def serve(config: LocalConfig) -> int:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
+    local_credentials()
 
     logging.basicConfig(
         level=logging.INFO,
