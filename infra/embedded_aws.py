@@ -30,8 +30,16 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.journal import Journal, Write, delete_through, journal_dir, load
-from infra.local import local_credentials, provision
+from infra.journal import (
+    Journal,
+    Write,
+    compaction_lock,
+    delete_through,
+    journal_dir,
+    load,
+    snapshot_path,
+)
+from infra.local import local_credentials, provision, snapshot
 
 #: DynamoDB operations that may change data: what the journal keeps.
 _WRITES = {
@@ -141,6 +149,9 @@ def _journaled(
         return chunks.append
 
     with journal.order:
+        if journal.closed:  # stopping: refuse rather than apply what cannot be kept
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return []
         chunks.extend(moto_app(environ, capture))  # moto applies the write here
         record = 0
         if answer["status"].startswith("2"):
@@ -172,7 +183,17 @@ class Compactor:
         self._stage = stage
         self._sealed = 0
         self._wanted = threading.Event()
+        self._stopping = False
+        self._running: subprocess.Popen[bytes] | None = None
         threading.Thread(target=self._run, name="compactor", daemon=True).start()
+
+    def stop(self) -> None:
+        """End a compaction under way (the checkpoint of a clean stop supersedes it)."""
+        self._stopping = True
+        running = self._running
+        if running is not None:
+            running.terminate()
+            running.wait()
 
     def sealed(self, number: int) -> None:
         self._sealed = max(self._sealed, number)
@@ -181,8 +202,10 @@ class Compactor:
     def _run(self) -> None:
         while self._wanted.wait():
             self._wanted.clear()
+            if self._stopping:
+                return
             through = self._sealed
-            done = subprocess.run(
+            self._running = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -196,15 +219,34 @@ class Compactor:
                     str(through),
                 ],
                 stdin=subprocess.DEVNULL,
-                check=False,
             )
-            if done.returncode == 0:
+            code = self._running.wait()
+            self._running = None
+            if code == 0:
                 delete_through(self._state_dir, through)
-            else:  # the segments stay; the next seal tries again
-                log.warning("journal compaction through %d failed (%d)", through, done.returncode)
+            elif not self._stopping:  # the segments stay; the next seal tries again
+                log.warning("journal compaction through %d failed (%d)", through, code)
 
 
-def serve(state_dir: Path, stage: str, host: str, port: int, ready: IO[str]) -> None:
+def checkpoint(aws: EmbeddedAws, compactor: Compactor, state_dir: Path, stage: str) -> None:
+    """A clean stop (the stack has stopped its threads): write the snapshot from
+    moto itself, with writes held off, and drop the segments it holds, so the
+    next start replays nothing."""
+    journal = aws.journal
+    assert journal is not None
+    compactor.stop()
+
+    def save(segment: int) -> None:
+        snapshot(aws.endpoint_url, stage, snapshot_path(state_dir), journal_through=segment)
+
+    with compaction_lock(state_dir):
+        journal.close(last_words=save)
+        delete_through(state_dir, journal.segment)
+
+
+def serve(
+    state_dir: Path, stage: str, host: str, port: int, ready: IO[str]
+) -> tuple[EmbeddedAws, Compactor]:
     """Provision, load, journal, and say `ready <url>` on `ready`."""
     aws = EmbeddedAws(host, port)
     aws.start()
@@ -216,6 +258,7 @@ def serve(state_dir: Path, stage: str, host: str, port: int, ready: IO[str]) -> 
         compactor.sealed(last)  # fold what was replayed, off the request path
     ready.write(f"ready {aws.endpoint_url} items={items} replayed={replayed}\n")
     ready.flush()
+    return aws, compactor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,9 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    serve(args.state_dir, args.stage, args.host, args.port, sys.stdout)
+    aws, compactor = serve(args.state_dir, args.stage, args.host, args.port, sys.stdout)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # the ready pipe carries one line
     sys.stdin.read()  # until the stack closes it, or dies
+    checkpoint(aws, compactor, args.state_dir, args.stage)
     return 0
 
 
@@ -272,8 +316,9 @@ class AwsProcess:
         self.items_restored = int(details["items"])
         self.writes_replayed = int(details["replayed"])
 
-    def stop(self, timeout_s: float = 10) -> None:
-        """Close its stdin (it syncs and exits); kill it if it does not."""
+    def stop(self, timeout_s: float = 60) -> None:
+        """Close its stdin: it writes its snapshot and exits (a kill when it does
+        not loses nothing: the next start replays the journal)."""
         assert self._process.stdin is not None
         self._process.stdin.close()
         try:

@@ -13,12 +13,15 @@ was never acknowledged (its answer waits for the sync), so reading stops there.
 A segment is sealed when it grows past `rotate_bytes`; a compaction, in a
 process of its own and at low priority, folds the sealed segments into
 `dynamodb.json` (which names the last segment it holds) and they are deleted.
-The request path never scans a table.
+A clean stop writes the snapshot from moto itself once the stack has stopped
+(`checkpoint`), so the next start replays nothing. The request path never
+scans a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -32,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 _HEADER = struct.Struct(">II")
-#: A segment is sealed (and folded into the snapshot) past this size.
-ROTATE_BYTES = 4 * 1024 * 1024
+#: A segment is sealed (and folded into the snapshot) past this size. Replaying
+#: costs what moto spent on the writes (~5-10 ms each on this kind of machine),
+#: so this bounds a start after a crash to some seconds of replay.
+ROTATE_BYTES = 2 * 1024 * 1024
 
 log = logging.getLogger("tickwork.journal")
 
@@ -106,6 +111,23 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class JournalClosed(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def compaction_lock(state_dir: Path) -> Iterator[None]:
+    """One writer of the snapshot at a time per state dir: a compaction, or
+    the checkpoint of a clean stop."""
+    import fcntl
+
+    directory = journal_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "compact.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 class Journal:
     """Appends records to the open segment. `order` is held by the caller across
     moto's applying a write and its append, so the journal's order is moto's;
@@ -132,6 +154,7 @@ class Journal:
         self._size = 0
         #: (fd, last record appended to it): read as one value by `sync`.
         self._tail = (self._fd, 0)
+        self.closed = False
 
     @property
     def segment(self) -> int:
@@ -144,7 +167,10 @@ class Journal:
         return fd
 
     def append(self, write: Write) -> int:
-        """Append one record (the caller holds `order`); returns its number for `sync`."""
+        """Append one record (the caller holds `order`); returns its number for
+        `sync`. Raises JournalClosed once the journal is closed."""
+        if self.closed:
+            raise JournalClosed("the embedded AWS is stopping")
         payload = write.encode()
         record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         view = memoryview(record)
@@ -182,10 +208,16 @@ class Journal:
             self._tail = (self._fd, self._appended)
         self._on_seal(sealed)
 
-    def close(self) -> None:
+    def close(self, last_words: Callable[[int], None] | None = None) -> None:
+        """Sync and close. `last_words(segment)` runs first, with writes held
+        off (a write that comes meanwhile waits, then finds the journal closed
+        and is refused): for the checkpoint of a clean stop."""
         with self.order, self._sync_lock:
             os.fdatasync(self._fd)
+            if last_words is not None:
+                last_words(self._number)
             os.close(self._fd)
+            self.closed = True
 
 
 def snapshot_path(state_dir: Path) -> Path:
@@ -197,6 +229,8 @@ def load(endpoint_url: str, stage: str, state_dir: Path) -> tuple[int, int, int]
     Returns (items restored, records replayed, last segment read)."""
     from infra.local import restore
 
+    for stale in state_dir.glob(".snapshot-*.json"):
+        stale.unlink()  # a compaction killed before its rename
     items, through = restore(endpoint_url, stage, snapshot_path(state_dir))
     replayed = 0
     last = through
@@ -249,15 +283,11 @@ def compact(stage: str, state_dir: Path, through: int) -> None:
     on a moto of this process's own. One compaction at a time per state dir
     (a lock file), and never backwards: one that outlived its stack cannot
     put an older snapshot over a newer one."""
-    import fcntl
-
     from infra.embedded_aws import EmbeddedAws
     from infra.local import provision, restore, snapshot
 
     directory = journal_dir(state_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "compact.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with compaction_lock(state_dir):
         aws = EmbeddedAws()
         aws.start()
         try:

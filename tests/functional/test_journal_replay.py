@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from infra.embedded_aws import EmbeddedAws
+from infra.embedded_aws import Compactor, EmbeddedAws, checkpoint
 from infra.journal import Journal, compact, journal_dir, load, segments, snapshot_path
 from infra.local import provision, restore, snapshot
 from infra.resources import physical_name
@@ -152,3 +152,21 @@ def test_a_compaction_never_puts_an_older_snapshot_over_a_newer_one(
     compact(STAGE, tmp_path, 3)  # a compaction that outlived its stack
     _, through = restore(aws.endpoint_url, STAGE, snapshot_path(tmp_path))
     assert through == 5
+
+
+def test_a_clean_stop_saves_moto_itself_and_leaves_nothing_to_replay(
+    aws: EmbeddedAws, tmp_path: Path
+) -> None:
+    aws.journal = Journal(journal_dir(tmp_path), 1, rotate_bytes=300)
+    write_every_kind(client(aws))
+    before = items(aws)
+    checkpoint(aws, Compactor(tmp_path, STAGE), tmp_path, STAGE)
+    assert segments(journal_dir(tmp_path)) == []
+
+    again, (restored, replayed, _) = loaded(tmp_path)
+    try:
+        assert restored == sum(len(found) for found in before.values())
+        assert replayed == 0
+        assert items(again) == before
+    finally:
+        again.stop()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from infra.journal import Journal, Write, read_segment, segments
+import pytest
+
+from infra.journal import Journal, JournalClosed, Write, read_segment, segments
 
 
 def write(n: int) -> Write:
@@ -90,3 +92,15 @@ def test_concurrent_writers_each_return_once_their_record_is_synced(tmp_path: Pa
     assert sorted(read, key=lambda w: w.body) == sorted(
         (write(k * 1000 + n) for k in range(8) for n in range(50)), key=lambda w: w.body
     )
+
+
+def test_the_last_words_of_a_close_see_the_open_segment_and_no_write_follows(
+    tmp_path: Path,
+) -> None:
+    journal = Journal(tmp_path, 3)
+    appended(journal, write(1))
+    seen: list[int] = []
+    journal.close(last_words=seen.append)
+    assert seen == [3]
+    with pytest.raises(JournalClosed), journal.order:
+        journal.append(write(2))
