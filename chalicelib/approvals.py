@@ -16,7 +16,7 @@ from typing import Any
 from chalicelib.actions import Registry
 from chalicelib.approval_model import ApprovalRequest, ApprovalStatus, approval_request_id
 from chalicelib.auth import Principal
-from chalicelib.clock import Clock, to_ms
+from chalicelib.clock import Clock
 from chalicelib.dispatch import handoff
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.handoff import send_stored_job
@@ -24,9 +24,8 @@ from chalicelib.jobs import Job, JobStatus
 from chalicelib.messaging import JobQueue
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
 from chalicelib.storage.pages import Page
-from chalicelib.storage.tables import JobRecord
 from chalicelib.storage.tasks import TaskStore
 
 logger = logging.getLogger("tickwork.approvals")
@@ -101,11 +100,13 @@ class ApprovalService:
         except StorageConflict:
             logger.info("job %s: already held or moved on", stored.job.id)
 
-    def create_held(self, job: Job, record: JobRecord, keep_for_s: float) -> Job:
+    def create_held(self, job: Job, policy: RunPolicy, *, restarts: int = 0) -> Job:
         """Store a new job that is born awaiting approval, with its request.
         StorageConflict("job") if its id is taken."""
-        request = self.request_for(job, self._clock.now())
-        self._approvals.create_held(record, request, keep_for_s)
+        now = self._clock.now()
+        self._approvals.create_held(
+            job, policy, self.request_for(job, now), now=now, restarts=restarts
+        )
         return job
 
     # ------------------------------------------------------------ reading
@@ -139,11 +140,7 @@ class ApprovalService:
             stored,
             ApprovalStatus.APPROVED,
             JobStatus.QUEUED,
-            [
-                JobRecord.enqueued_ms.set(to_ms(now)),
-                JobRecord.due_shard.set(self._jobs.shard_of(stored.job.id)),
-                JobRecord.due_ms.set(to_ms(plan.due_at)),
-            ],
+            self._jobs.release_actions(stored, due_at=plan.due_at, now=now),
             by=principal.label,
             reason=comment,
         )

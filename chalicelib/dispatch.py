@@ -121,9 +121,8 @@ class Dispatcher:
                 "timestamp_ms": to_ms(now),
             }
         )
-        record = self._jobs.new_record(held, policy, due_at=None, now=now, restarts=restarts)
         try:
-            self._approvals.create_held(held, record, policy.keep_for_s)
+            self._approvals.create_held(held, policy, restarts=restarts)
         except StorageConflict:
             return self._existing(job)
         return Dispatched(held, True)

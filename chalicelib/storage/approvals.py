@@ -17,10 +17,10 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.approval_model import ApprovalRequest, ApprovalStatus
 from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs import Job, JobStatus
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, failed_positions
-from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import ApprovalRecord, JobRecord, shard_of
 from chalicelib.storage.transactions import TransactionConnection
@@ -121,10 +121,19 @@ class ApprovalStore:
             )
         )
 
-    def create_held(self, job_row: JobRecord, request: ApprovalRequest, keep_for_s: float) -> None:
+    def create_held(
+        self,
+        job: Job,
+        policy: RunPolicy,
+        request: ApprovalRequest,
+        *,
+        now: datetime,
+        restarts: int = 0,
+    ) -> None:
         """Put a new job that is born awaiting approval together with its request.
         StorageConflict("job") if a job with its id exists."""
-        record = self._new_record(request, keep_for_s)
+        job_row = self._jobs.new_record(job, policy, due_at=None, now=now, restarts=restarts)
+        record = self._new_record(request, policy.keep_for_s)
         self._write(
             lambda tx: (
                 tx.save(job_row, condition=JobRecord.id.does_not_exist()),

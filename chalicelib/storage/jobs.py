@@ -414,6 +414,15 @@ class JobStore:
         self._move(stored, status, actions, at=now)
         self._ended(stored, status, now)
 
+    def release_actions(self, stored: StoredJob, *, due_at: datetime, now: datetime) -> list[Any]:
+        """What releasing a held job to run writes (for a transaction through
+        `transition`): handed to SQS now, its watchdog at `due_at`."""
+        return [
+            JobRecord.enqueued_ms.set(to_ms(now)),
+            JobRecord.due_shard.set(self.shard_of(stored.job.id)),
+            JobRecord.due_ms.set(to_ms(due_at)),
+        ]
+
     def end_actions(self, stored: StoredJob, *, now: datetime, error: str | None) -> list[Any]:
         """What ending a job that is not running writes (for `end` or a transaction
         through `transition`, followed by `ended`)."""
