@@ -1,4 +1,4 @@
-"""The one exception tree of Tickwork's domain and API.
+"""The exceptions an API answer is made from: every error a caller sees.
 
     TickworkError                 (500: a bug; rendered without internals)
     ├── BadRequest                (400: malformed JSON, bad parameter)
@@ -13,6 +13,13 @@
 Each API surface renders these in its own format in one place, its `Surface`:
 problem+json (`chalicelib.api.problems`), Matrix (`chalicelib.api.matrix_errors`)
 or Huawei-style (`chalicelib.api.records`).
+
+Three other exceptions never reach a caller as such: `ActionFailed` and
+`LogLimitExceeded` (chalicelib.actions) are how a run ends, recorded on the job;
+`StorageConflict` (chalicelib.storage) is a conditional write that lost, which
+the services turn into a Conflict or a retry; `ScheduleError`
+(chalicelib.schedules) is a schedule that does not parse, which the task model
+turns into a ValidationFailed at the field.
 """
 
 from __future__ import annotations
