@@ -23,8 +23,11 @@ run: $(VENV)/.installed  ## Start the local stack on http://127.0.0.1:$${TICKWOR
 reset: $(VENV)/.installed  ## Delete the local stack's data ($${TICKWORK_STATE_DIR:-.tickwork}/) to start afresh
 	$(PY) -m infra.state_dir reset
 
+# pytest-xdist workers (docs/testing.md): e2e tests spend much of their time
+# waiting on a stack's real-time runs, but the rest is CPU-bound: one worker per core.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed chromium lint typecheck cfn-lint  ## Lint, type-check and run every test
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 
 # The console tests drive Debian's Chromium (never Playwright's download).
 # Installed once; a machine that has it skips this in no time.
@@ -55,7 +58,7 @@ cfn-lint: package
 	$(VENV)/bin/cfn-lint build/chalice/sam.json build/infra/template-$(STAGE).json
 
 unit functional e2e: $(VENV)/.installed
-	$(PY) -m pytest tests/$@
+	$(PY) -m pytest -n $(TEST_WORKERS) tests/$@
 
 requirements: $(VENV)/.installed  ## Regenerate requirements.txt (Chalice's) from pyproject.toml
 	$(PY) -m infra.requirements > requirements.txt

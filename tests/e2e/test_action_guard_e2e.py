@@ -17,6 +17,9 @@ from chalicelib.auth import hash_secret
 from tests.e2e.conftest import LocalStack, free_port
 from tests.e2e.test_queue_e2e import result, submit, token
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_action_guard_e2e")
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:

@@ -29,6 +29,9 @@ from playwright.sync_api import (
 
 from tests.e2e.conftest import ADMIN_SECRET, ROOT, LocalStack, free_port
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_console")
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

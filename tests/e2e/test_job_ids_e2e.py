@@ -15,6 +15,9 @@ import pytest
 from tests.e2e.conftest import LocalStack, free_port
 from tests.e2e.test_queue_e2e import result, submit, token
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_job_ids_e2e")
+
 JOBS = "/v1/queue/jobs"
 HITL = "/v1/queue/hitl"
 

@@ -18,6 +18,9 @@ import pytest
 from tests.e2e.conftest import LocalStack, free_port
 from tests.e2e.test_engine_e2e import TASKS, parse, wait_for
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_policies_e2e")
+
 YEARLY = "0 0 1 1 *"
 
 

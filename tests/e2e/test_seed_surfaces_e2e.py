@@ -30,6 +30,9 @@ from tests.e2e.conftest import ADMIN_SECRET, HELD_RUN_S, LocalStack, free_port
 from tests.e2e.test_engine_e2e import parse, wait_for
 from tests.e2e.test_queue_e2e import token
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_seed_surfaces_e2e")
+
 TASKS = "/v1/scheduled-tasks"
 PROJECT = "shop"
 

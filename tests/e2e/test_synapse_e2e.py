@@ -18,6 +18,9 @@ import pytest
 from tests.e2e.conftest import ADMIN_SECRET, HELD_RUN_S, LocalStack, free_port
 from tests.e2e.test_engine_e2e import parse, wait_for
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_synapse_e2e")
+
 TASKS = "/_synapse/admin/v1/scheduled_tasks"
 JOBS = "/v1/queue/jobs"
 HITL = "/v1/queue/hitl"

@@ -20,6 +20,9 @@ import pytest
 
 from tests.e2e.conftest import ADMIN_SECRET, ROOT, LocalStack, free_port
 
+# The module's tests share one local stack: under xdist they run on one worker.
+pytestmark = pytest.mark.xdist_group("test_terminal")
+
 #: How long a line the stack is about to print may take to show up on a loaded machine.
 LINE_WAIT_S = 60
 #: What BaseHTTPRequestHandler's request log line holds (`"GET /path HTTP/1.1" 200 -`).

@@ -14,10 +14,11 @@ import pytest
 
 from chalicelib.actions import Registry
 from chalicelib.executor import LEASE_MARGIN_S, Executor
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs import Job, JobStatus, firing_job_id
 from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
-from chalicelib.storage.jobs import JobStore, Outcome, StoredJob
+from chalicelib.settings import Settings
+from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 from chalicelib.tick import Tick
@@ -94,45 +95,121 @@ def test_a_crash_between_write_ahead_steps_loses_no_firing(
 
 
 # ---------------------------------------------------------------- concurrent ticks
+#: Tasks raced by the eight ticks: about 15 per due shard, so two groups of a
+#: shard are in flight at once. Every one of them is contested (`RaceAt`), so
+#: more tasks would repeat the same race, not make it harder.
+RACED_TASKS = 120
+TICKS = 8
+#: Only a tick that never reaches a step waits this long (a broken barrier
+#: fails the test); a passing run never waits for it.
+RACE_STUCK_S = 60
+
+
+class RaceAt:
+    """Holds each tick at a write until all eight are at it for the same key,
+    then lets them go at once: every firing is contested at step (a) and every
+    task at step (c), instead of only those the thread scheduler happens to
+    interleave."""
+
+    def __init__(self) -> None:
+        self._barriers: dict[str, threading.Barrier] = {}
+        self._lock = threading.Lock()
+        self.keys: set[str] = set()
+        self.stuck = ""
+
+    def wait(self, key: str) -> None:
+        with self._lock:
+            if self.stuck:  # one race never met: fail every tick at once, not one by one
+                raise threading.BrokenBarrierError(self.stuck)
+            barrier = self._barriers.setdefault(key, threading.Barrier(TICKS, timeout=RACE_STUCK_S))
+            self.keys.add(key)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            self.stuck = self.stuck or key
+            raise
+
+
+class RacingJobs(JobStore):
+    def __init__(self, settings: Settings, race: RaceAt) -> None:
+        super().__init__(settings)
+        self._race = race
+
+    def create(
+        self,
+        job: Job,
+        policy: RunPolicy,
+        *,
+        due_at: datetime | None,
+        now: datetime,
+        restarts: int = 0,
+    ) -> bool:
+        self._race.wait(f"a:{job.id}")
+        return super().create(job, policy, due_at=due_at, now=now, restarts=restarts)
+
+
+class RacingTasks(TaskStore):
+    def __init__(self, settings: Settings, race: RaceAt) -> None:
+        super().__init__(settings)
+        self._race = race
+
+    def advance(self, task: Task, new_next: datetime | None) -> bool:
+        self._race.wait(f"c:{task.id}")
+        return super().advance(task, new_next)
+
+
 def test_eight_concurrent_ticks_make_one_job_per_firing(
     services: Services, clock: FakeClock, make_task: Callable[..., Task]
 ) -> None:
-    count = 1000
     started = time.monotonic()
-    tasks = {make_task().id for _ in range(count)}
+    tasks = {make_task().id for _ in range(RACED_TASKS)}
     created_s = time.monotonic() - started
     clock.advance(10)
-    barrier = threading.Barrier(8)
+    settings = services.settings
+    race = RaceAt()
+    racing = Tick(
+        RacingTasks(settings, race),
+        RacingJobs(settings, race),
+        services.queue,
+        clock,
+        shards=settings.due_shards,
+        lookahead_s=settings.lookahead_s,
+        approvals=services.approvals,
+    )
+    barrier = threading.Barrier(TICKS)
     reports = []
 
     def tick() -> None:
         barrier.wait()
-        reports.append(services.tick.run())
+        reports.append(racing.run())
 
-    threads = [threading.Thread(target=tick) for _ in range(8)]
+    threads = [threading.Thread(target=tick) for _ in range(TICKS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     ticked_s = time.monotonic() - started - created_s
-    assert all(not r.errors for r in reports)
+    assert all(not r.errors for r in reports), [r.errors for r in reports]
+    assert len(reports) == TICKS
+    # All eight ticks met at (a) for every firing and at (c) for every task.
+    assert race.keys == {f"c:{t}" for t in tasks} | {
+        f"a:{firing_job_id(t, clock.now())}" for t in tasks
+    }
     # Not asserted: the sum of `jobs_created`. moto checks a put's condition and
     # writes without a lock, so two racing puts can both "succeed" on moto (the
     # second overwrites the first with the same job); DynamoDB makes one fail.
     # What users rely on is checked below on the table: one job per firing.
-    assert sum(r.jobs_created for r in reports) >= count
+    assert sum(r.jobs_created for r in reports) >= RACED_TASKS
 
     # Checked from outside the product: read the whole jobs table once.
     dynamodb = boto3.client(
         "dynamodb",
-        endpoint_url=services.settings.aws_endpoint_url,
-        region_name=services.settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        region_name=settings.region,
     )
     items = [
         item
-        for page in dynamodb.get_paginator("scan").paginate(
-            TableName=services.settings.table_name("jobs")
-        )
+        for page in dynamodb.get_paginator("scan").paginate(TableName=settings.table_name("jobs"))
         for item in page["Items"]
     ]
     per_task = Counter(item["task_id"]["S"] for item in items)
@@ -141,9 +218,9 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
     fire_ms = {item["scheduled_ms"]["N"] for item in items}
     assert fire_ms == {str(int(clock.now().timestamp() * 1000))}
     # Every task moved on to its next firing, once.
-    for task_id in list(tasks)[:20]:
+    for task_id in tasks:
         assert services.tasks.get(ACME, task_id).next_run_at == clock.now().replace(second=20)
-    print(f"created {count} tasks in {created_s:.1f}s; 8 concurrent ticks took {ticked_s:.1f}s")
+    print(f"created {len(tasks)} tasks in {created_s:.1f}s; {TICKS} ticks took {ticked_s:.1f}s")
 
 
 # ---------------------------------------------------------------- leases
