@@ -21,6 +21,14 @@ READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
 
 
+#: Starts tried when the port chosen was taken meanwhile.
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,8 +65,21 @@ class StackProcess:
         return self._process is not None
 
     def start(self) -> float:
-        """Start and wait until ready; returns the seconds it took."""
+        """Start and wait until ready; returns the seconds it took. A port that
+        another process took between `free_port()` and the stack's bind (parallel
+        test workers, benchmarks) is replaced by another free one."""
         started = time.monotonic()
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                self._start_once()
+            except PortTaken:
+                self.port = free_port()
+                continue
+            return time.monotonic() - started
+        self._start_once()
+        return time.monotonic() - started
+
+    def _start_once(self) -> None:
         env = {
             **os.environ,
             "TICKWORK_PORT": str(self.port),
@@ -96,9 +117,13 @@ class StackProcess:
                 self.stop()
                 raise RuntimeError("local stack not ready:\n" + "".join(self.output)) from None
             if line is None:
+                self._process.wait()
+                self._process = None
+                if any(f"port {self.port} is in use" in seen for seen in self.output):
+                    raise PortTaken(self.port)
                 raise RuntimeError("local stack exited:\n" + "".join(self.output))
             if line.startswith("Tickwork ready"):
-                return time.monotonic() - started
+                return
 
     def stop(self) -> int:
         """Ctrl-C; returns the exit code. A stack that does not stop in time has

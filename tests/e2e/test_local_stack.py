@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -160,3 +161,18 @@ def test_the_task_cycle_and_its_errors_over_http(stack: LocalStack) -> None:
     assert stack.client(None).get(schema_url).json()["title"] == "ErrorModel"
     spec = stack.client(None).get("/openapi.json").json()
     assert spec["openapi"] == "3.1.0"
+
+
+def test_a_port_taken_before_the_stack_binds_it_is_replaced(tmp_path: Path) -> None:
+    with socket.socket() as taken:  # what another test worker may do meanwhile
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = LocalStack(tmp_path / "state", port)
+        stack.start()
+        try:
+            assert stack.port != port
+            with stack.client() as admin:
+                assert admin.get("/v1/me").status_code == 200
+        finally:
+            assert stack.stop() == 0
