@@ -356,7 +356,9 @@ class LocalShardPasses:
             logging.getLogger("tickwork.local").exception("tick_shard %d failed", shard)
 
     def stop(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the passes not started and wait for those running (each ends by
+        its deadline): none may still reach for the embedded AWS once it stops."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def function_timeout_s(name: str) -> int:

@@ -176,3 +176,14 @@ def test_a_port_taken_before_the_stack_binds_it_is_replaced(tmp_path: Path) -> N
                 assert admin.get("/v1/me").status_code == 200
         finally:
             assert stack.stop() == 0
+
+
+def test_a_stop_while_the_tick_runs_prints_no_traceback(
+    make_stack: Callable[..., LocalStack], tmp_path: Path
+) -> None:
+    # Ctrl-C right after the start: the first tick's shard passes are under way.
+    stack = make_stack(state_dir=tmp_path / "ticking")
+    ready = len(stack.output)
+    assert stack.stop() == 0
+    after = "".join(list(stack.output)[ready:])
+    assert "Traceback" not in after and "ERROR" not in after, after
