@@ -413,7 +413,11 @@ class Executor:
         """
         job = stored.job
         entry = queue_entry(stored)
-        if self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=""):
+        # SQS does not keep order: the previous firing's message may come after
+        # this one's. While that firing has yet to start, this one queues
+        # behind it instead of taking the free slot first.
+        before = self._earlier_run_pending(stored, task)
+        if not before and self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=""):
             return True  # the queue is empty: nothing to leave
         joined = self._tasks.join_queue(task.id, entry, task.queue_max)
         if not joined and not self._join_after_full(task, entry):
@@ -428,12 +432,23 @@ class Executor:
         ahead = self._waiting_ahead(task, entry, state, limit=max(free, 1))
         if ahead == 0 and free <= 0 and self._free_stale_slots(task, holders):
             free = 1
-        if ahead < free and self._tasks.take_slot(
-            task.id, job.id, task.parallelism, queue_turn=entry
+        if (
+            not before
+            and ahead < free
+            and self._tasks.take_slot(task.id, job.id, task.parallelism, queue_turn=entry)
         ):
             self._tasks.leave_queue(task.id, entry)
             return True
         return self._wait_for_slot(stored)
+
+    def _earlier_run_pending(self, stored: StoredJob, task: Task) -> bool:
+        """Whether the task's run just before this one has yet to start (its
+        message not yet delivered): then it goes first, and wakes this one when
+        it ends. Not with `queue_max` 0, where nothing may wait."""
+        if task.queue_max == 0:
+            return False
+        earlier = self._jobs.run_before(task.id, stored.job.scheduled_for)
+        return earlier is not None and earlier.job.status in STARTABLE
 
     def _join_after_full(self, task: Task, entry: str) -> bool:
         """The queue was full. With a slot free as well, its entries may be of

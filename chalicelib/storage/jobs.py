@@ -625,6 +625,18 @@ class JobStore:
             return self._to_stored(record).job
         return None
 
+    def run_before(self, task_id: str, before: datetime) -> StoredJob | None:
+        """The task's job with the latest fire time before `before` (one Query
+        of one item on `by_task`)."""
+        for record in JobRecord.by_task.query(
+            task_id,
+            JobRecord.scheduled_ms < to_ms(before),
+            scan_index_forward=False,
+            limit=1,
+        ):
+            return self._to_stored(record)
+        return None
+
     def runs_of_task(self, task_id: str, *, limit: int, cursor: str | None) -> Page[Job]:
         """A task's jobs, newest fire time first."""
         start = decode_cursor(cursor, expect={"task_id": task_id})

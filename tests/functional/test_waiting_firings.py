@@ -311,3 +311,27 @@ def test_a_slot_freed_between_the_failed_take_and_the_join_is_taken(
     assert racing.hand_over_saw == []  # the run that ended had nobody to wake
     assert status(services, job) is JobStatus.COMPLETE
     assert store.slots(task.id) == SlotState(frozenset(), [], None)
+
+
+def test_a_firing_whose_message_comes_first_lets_the_earlier_firing_start_first(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    make_task: Callable[..., Task],
+    calls: Calls,
+) -> None:
+    task = make_task(schedule=YEARLY, on_overlap="queue", action="record")
+    earlier = trigger(services, clock, task)
+    later = trigger(services, clock, task)
+    assert queued_ids(pipeline) == [earlier.id, later.id]
+
+    # SQS keeps no order: the later firing's message is delivered first, with
+    # the slot free. It waits for the earlier one instead of taking the slot.
+    deliver(services, [later.id])
+    assert calls.seen == []
+    assert status(services, later) is JobStatus.SCHEDULED
+
+    deliver(services, [earlier.id])  # runs, and when it ends wakes the later one
+    pipeline.deliver()
+    assert [c["job"] for c in calls.seen] == [earlier.id, later.id]
+    assert status(services, later) is JobStatus.COMPLETE
