@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.session
 
+from infra.local import local_credentials
+
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
 
@@ -25,14 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 Op = tuple[str, str]  # (service, operation), e.g. ("dynamodb", "Query")
 
 
-def fake_aws_credentials() -> None:
-    """botocore and moto want credentials and a region even when nothing is real."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        os.environ.setdefault(name, value)
+#: botocore and moto want credentials and a region even when nothing is real:
+#: the same as the embedded AWS's.
+fake_aws_credentials = local_credentials
 
 
 def quiet_logs() -> None:
