@@ -51,6 +51,8 @@ from chalicelib.jobs import (
     Job,
     JobStatus,
     Trigger,
+    backfill_job_id,
+    firing_job_id,
     is_service_job_id,
     is_user_job_key,
     next_service_job_id,
@@ -63,7 +65,7 @@ from chalicelib.messaging import (
     JobQueue,
     delay_until,
 )
-from chalicelib.policies import backoff_delay_s
+from chalicelib.policies import backoff_delay_s, previous_fire_time
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
@@ -447,8 +449,22 @@ class Executor:
         it ends. Not with `queue_max` 0, where nothing may wait."""
         if task.queue_max == 0:
             return False
-        earlier = self._jobs.run_before(task.id, stored.job.scheduled_for)
+        earlier = self._run_before(stored.job, task)
         return earlier is not None and earlier.job.status in STARTABLE
+
+    def _run_before(self, job: Job, task: Task) -> StoredJob | None:
+        """The task's run just before `job`. A schedule's firing (and a
+        backfilled one) has a deterministic id, so the one before it is one
+        GetItem of the previous fire time's id; any other run looks on the
+        task's `by_task` index (one Query of one item on DynamoDB)."""
+        if job.trigger in (Trigger.CRON, Trigger.CATCH_UP, Trigger.BACKFILL):
+            at = previous_fire_time(task, job.scheduled_for)
+            if at is None:
+                return None
+            if job.trigger is Trigger.BACKFILL:
+                return self._jobs.get(backfill_job_id(task.id, at))
+            return self._jobs.get(firing_job_id(task.id, at))
+        return self._jobs.run_before(task.id, job.scheduled_for)
 
     def _join_after_full(self, task: Task, entry: str) -> bool:
         """The queue was full. With a slot free as well, its entries may be of

@@ -215,6 +215,11 @@ def firing_job_id(task_id: str, at: datetime) -> str:
     return f"{task_id}:{to_ms(at)}"
 
 
+def backfill_job_id(task_id: str, at: datetime) -> str:
+    """Deterministic id of a backfilled firing: a repeated backfill is a no-op."""
+    return f"{task_id}:{to_ms(at)}:backfill"
+
+
 def service_job_id(task_id: str, started: datetime, instance: int, generation: int) -> str:
     """Deterministic id of a service run: instance `instance` of the service
     started at `started`, restarted `generation` times. The restart of a run is

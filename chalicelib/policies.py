@@ -100,8 +100,27 @@ def plan_firings(
 
 
 _JUST_BEFORE = timedelta(microseconds=1)
+#: How far back `previous_fire_time` looks: a year and a day holds the fire
+#: time before any schedule that fires at least yearly.
+PREVIOUS_LOOK_BACK = timedelta(days=367)
 #: The first stretch before `missed_before` looked at for missed firings.
 _FIRST_LOOK_BACK = timedelta(seconds=1)
+
+
+def previous_fire_time(task: Task, before: datetime) -> datetime | None:
+    """The task's fire time just before `before`, looked for within
+    PREVIOUS_LOOK_BACK (None if none is, or the task has no schedule). A few
+    steps for a dense schedule, a few dozen looks for a yearly one."""
+    if task.schedule is None:
+        return None
+    schedule = parse_schedule(task.schedule)
+    zone = parse_timezone(task.timezone)
+
+    def times_from(first: datetime) -> Iterator[datetime]:
+        return fire_times(schedule, zone, first - _JUST_BEFORE, anchor=task.anchor_at)
+
+    newest = _newest_missed(times_from, before - PREVIOUS_LOOK_BACK, before, keep=1)
+    return newest[0] if newest else None
 
 
 def _newest_missed(

@@ -9,7 +9,7 @@ from chalicelib.auth import Principal
 from chalicelib.clock import Clock, IdFactory, to_ms
 from chalicelib.dispatch import Dispatcher
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed
-from chalicelib.jobs import Job, JobStatus, Trigger, asked_by
+from chalicelib.jobs import Job, JobStatus, Trigger, asked_by, backfill_job_id
 from chalicelib.messaging import JobQueue
 from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
 from chalicelib.storage.jobs import JobStore, RunPolicy
@@ -136,9 +136,7 @@ class RunService:
         jobs = []
         for at in times:
             # Past fire times run now, oldest first; the ids make a repeated backfill a no-op.
-            job = self._job(
-                task, f"{task.id}:{to_ms(at)}:backfill", at, Trigger.BACKFILL, principal
-            )
+            job = self._job(task, backfill_job_id(task.id, at), at, Trigger.BACKFILL, principal)
             jobs.append(self._submit(task, job))
         return jobs
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 from chalicelib.actions import Registry
 from chalicelib.executor import Executor
@@ -335,3 +336,46 @@ def test_a_firing_whose_message_comes_first_lets_the_earlier_firing_start_first(
     pipeline.deliver()
     assert [c["job"] for c in calls.seen] == [earlier.id, later.id]
     assert status(services, later) is JobStatus.COMPLETE
+
+
+def test_a_schedules_firing_delivered_first_lets_the_one_before_it_start_first(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    make_task: Callable[..., Task],
+    calls: Calls,
+) -> None:
+    # Two missed firings of a schedule (ids `<task>:<fire ms>`): the newer one
+    # finds the firing before it by its id and waits for it.
+    make_task(schedule="* * * * *", on_overlap="queue", catch_up="all")
+    clock.advance(150)
+    pipeline.tick()
+    earlier, later = sorted(queued_ids(pipeline))[:2]
+    deliver(services, [later])
+    assert calls.seen == []
+    stored = JobStore(services.settings).get(later)
+    assert stored is not None and stored.job.status is JobStatus.SCHEDULED
+
+    deliver(services, [earlier])
+    pipeline.deliver()
+    assert [c["job"] for c in calls.seen][:2] == [earlier, later]
+
+
+def test_a_backfilled_firing_delivered_first_lets_the_one_before_it_start_first(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    make_task: Callable[..., Task],
+    calls: Calls,
+) -> None:
+    task = make_task(schedule="0 * * * *", on_overlap="queue")
+    start = clock.now() - timedelta(hours=3)
+    jobs = services.runs.backfill(ACME, task.id, start, clock.now())
+    assert len(jobs) >= 2
+    assert sorted(queued_ids(pipeline)) == sorted(j.id for j in jobs)
+    first, second = jobs[0].id, jobs[1].id
+    deliver(services, [second])
+    assert calls.seen == []
+    deliver(services, [first])
+    pipeline.deliver()
+    assert [c["job"] for c in calls.seen][:2] == [first, second]

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.jobs import TERMINAL, TRANSITIONS, JobStatus, can_move
 from chalicelib.messaging import delay_until
-from chalicelib.policies import MAX_CATCH_UP, backoff_delay_s, plan_firings
+from chalicelib.policies import MAX_CATCH_UP, backoff_delay_s, plan_firings, previous_fire_time
 from chalicelib.schedules import fire_times
 from chalicelib.task_model import MAX_DURATION_S, Backoff, Task
 
@@ -199,3 +199,23 @@ def test_a_sparse_schedule_missed_for_a_year_is_found_in_few_looks() -> None:
     assert [(f.at, f.missed) for f in result.firings] == [(at(9), True)]
     assert result.next_run_at == at(9, day=5)
     assert walk.steps <= 64
+
+
+@pytest.mark.parametrize(
+    ("fields", "before", "expected"),
+    [
+        ({"schedule": "* * * * * *"}, at(3, 0, 0), at(2, 59, 59)),
+        ({"schedule": "0 * * * *"}, at(3), at(2)),
+        ({"schedule": "0 * * * *"}, at(3, 0, 1), at(3)),
+        # The hour before 01:30 in Paris is 00:30 local, 23:30 UTC the day before.
+        ({"schedule": "30 * * * *", "timezone": "Europe/Paris"}, at(0, 30), at(23, 30, day=3)),
+        ({"schedule": "0 0 1 1 *"}, at(0, day=1), datetime(2026, 1, 1, tzinfo=UTC)),
+        ({"schedule": "@every 90s", "anchor_at": at(0)}, at(0, 4, 30), at(0, 3)),
+        ({"schedule": "@every 90s", "anchor_at": at(0)}, at(0, 1, 30), None),  # anchor: none before
+        ({"schedule": "0 0 29 2 *"}, at(0, day=1), None),  # leap days: past the year looked at
+    ],
+)
+def test_the_fire_time_before_an_instant(
+    fields: dict[str, Any], before: datetime, expected: datetime | None
+) -> None:
+    assert previous_fire_time(task(**fields), before) == expected
