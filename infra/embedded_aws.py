@@ -39,7 +39,7 @@ from infra.journal import (
     load,
     snapshot_path,
 )
-from infra.local import local_credentials, provision, snapshot
+from infra.local import exit_now, local_credentials, provision, snapshot
 
 #: DynamoDB operations that may change data: what the journal keeps.
 _WRITES = {
@@ -333,4 +333,4 @@ class AwsProcess:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

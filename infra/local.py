@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 
@@ -39,6 +41,17 @@ _NOT_CREATE_TABLE = {"TimeToLiveSpecification", "PointInTimeRecoverySpecificatio
 
 
 @functools.lru_cache(maxsize=16)
+def exit_now(code: int) -> NoReturn:
+    """End a local stack process once everything it keeps is on disk (the
+    journal and snapshot are fsynced and closed by then): flush what is
+    buffered and leave without the interpreter's teardown, which frees every
+    module and object one by one (1-1.5 s per process on a stop, measured)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _client(service: str, endpoint_url: str, region: str) -> Any:
     # Cached: making a boto3 client costs ~0.1-0.3 s of CPU, and the local
     # stack snapshots every few seconds in the process that fires the tasks.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -19,8 +20,9 @@ from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
+from chalicelib.storage.tables import shard_of
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task
+from chalicelib.task_model import Task, TaskSpec
 from chalicelib.tick import Tick
 from tests.conftest import Calls, FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs
@@ -95,10 +97,12 @@ def test_a_crash_between_write_ahead_steps_loses_no_firing(
 
 
 # ---------------------------------------------------------------- concurrent ticks
-#: Tasks raced by the eight ticks: about 15 per due shard, so two groups of a
-#: shard are in flight at once. Every one of them is contested (`RaceAt`), so
-#: more tasks would repeat the same race, not make it harder.
-RACED_TASKS = 120
+#: Tasks raced by the eight ticks over two due shards: about 15 per shard, so
+#: two groups of a shard are in flight at once. Every one of them is contested
+#: (`RaceAt`), so more tasks or shards would repeat the same race, not make it
+#: harder.
+RACED_TASKS = 30
+RACED_SHARDS = 2
 TICKS = 8
 #: Only a tick that never reaches a step waits this long (a broken barrier
 #: fails the test); a passing run never waits for it.
@@ -159,13 +163,21 @@ class RacingTasks(TaskStore):
 
 
 def test_eight_concurrent_ticks_make_one_job_per_firing(
-    services: Services, clock: FakeClock, make_task: Callable[..., Task]
+    settings: Settings, clock: FakeClock, actions: Registry
 ) -> None:
+    settings = dataclasses.replace(settings, due_shards=RACED_SHARDS)
+    services = Services.build(settings, clock=clock, actions=actions, sleep=clock.advance)
     started = time.monotonic()
-    tasks = {make_task().id for _ in range(RACED_TASKS)}
+    tasks = {
+        services.tasks.create(
+            ACME, TaskSpec(name=f"raced{n}", schedule="*/10 * * * * *", action="record")
+        ).id
+        for n in range(RACED_TASKS)
+    }
+    shards = Counter(shard_of(task_id, RACED_SHARDS) for task_id in tasks)
+    assert max(shards.values()) > 10  # a shard with two groups of ten
     created_s = time.monotonic() - started
     clock.advance(10)
-    settings = services.settings
     race = RaceAt()
     racing = Tick(
         RacingTasks(settings, race),
