@@ -61,7 +61,7 @@ from chalicelib.auth import Principal, Role
 from chalicelib.clock import ManualClock, SortableIds
 from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.storage.tables import JobRecord, TaskRecord, UniqueRecord
+from chalicelib.storage.binding import Tables, bind_tables
 from chalicelib.storage.tasks import TaskStore, name_key
 from chalicelib.task_model import Task, TaskSpec
 from chalicelib.tasks import TaskService
@@ -79,18 +79,20 @@ PER_TASK_ATTRIBUTES = {"id", "name", "next_run_ms", "due_shard"}
 class BulkTaskStore(TaskStore):
     """TaskService.create's store, putting the same items in batches of 25."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self._tasks = TaskRecord.batch_write()
-        self._claims = UniqueRecord.batch_write()
+    def __init__(self, settings: Settings, tables: Tables) -> None:
+        super().__init__(settings, tables)
+        self._task_batch = tables.tasks.batch_write()
+        self._claim_batch = tables.uniques.batch_write()
 
     def create(self, task: Task) -> None:
-        self._tasks.save(self._to_record(task))
-        self._claims.save(UniqueRecord(key=name_key(task.project_id, task.name), owner=task.id))
+        self._task_batch.save(self._to_record(task))
+        self._claim_batch.save(
+            self._uniques(key=name_key(task.project_id, task.name), owner=task.id)
+        )
 
     def flush(self) -> None:
-        self._tasks.commit()
-        self._claims.commit()
+        self._task_batch.commit()
+        self._claim_batch.commit()
 
 
 def later_schedule(rng: random.Random) -> str:
@@ -133,7 +135,9 @@ class SizeResult:
     table_items: int
 
 
-def run_size(size: int, due: int, counter: CallCounter, seed: int) -> SizeResult:
+def run_size(
+    size: int, due: int, counter: CallCounter, seed: int, read_timeout_s: float
+) -> SizeResult:
     rng = random.Random(seed)
     with MotoProcess() as moto:
         stage = f"bench{size}"
@@ -141,7 +145,8 @@ def run_size(size: int, due: int, counter: CallCounter, seed: int) -> SizeResult
         settings = Settings(stage=stage, aws_endpoint_url=moto.endpoint_url, lookahead_s=75.0)
         clock = ManualClock(CREATED_AT)
         ids = SortableIds(clock)
-        services = Services.build(settings, clock=clock)
+        tables = bind_tables(settings, read_timeout_s=read_timeout_s)
+        services = Services.build(settings, clock=clock, tables=tables)
 
         with Stopwatch() as writing:
             for i in range(due):
@@ -155,7 +160,7 @@ def run_size(size: int, due: int, counter: CallCounter, seed: int) -> SizeResult
             witness = services.tasks.create(
                 PRINCIPAL, TaskSpec.model_validate({**later, "name": "witness"})
             )
-            bulk_store = BulkTaskStore(settings)
+            bulk_store = BulkTaskStore(settings, tables)
             bulk = TaskService(
                 bulk_store, clock, ids, registry(settings), max_args_bytes=settings.max_args_bytes
             )
@@ -230,16 +235,12 @@ def main(argv: list[str] | None = None) -> int:
 
     fake_aws_credentials()
     quiet_logs()
-    for model in (TaskRecord, JobRecord):
-        # Read when the model's connection is made (after configure(), in Services.build).
-        meta: Any = model.Meta
-        meta.read_timeout_seconds = args.read_timeout
     counter = CallCounter()
     counter.install()
     results: list[SizeResult] = []
     for size in sizes:
         print(f"size {size}: writing tasks ...", flush=True)
-        result = run_size(size, args.due, counter, args.seed)
+        result = run_size(size, args.due, counter, args.seed, args.read_timeout)
         results.append(result)
         print(
             f"size {size}: {result.table_items} task items in the table, written in "

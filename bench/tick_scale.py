@@ -167,7 +167,7 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
         )
         clock = ManualClock(CREATED_AT)
         services = Services.build(settings, clock=clock)
-        store = BulkTaskStore(settings)
+        store = BulkTaskStore(settings, services.tables)
         bulk = TaskService(
             store, clock, SortableIds(clock), registry(settings), max_args_bytes=1024
         )
@@ -177,8 +177,8 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
         store.flush()
 
         tick = Tick(
-            TaskStore(settings),
-            JobStore(settings),
+            TaskStore(settings, services.tables),
+            JobStore(settings, services.tables),
             services.queue,
             clock,
             shards=1,
@@ -192,8 +192,8 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
 
         docker_free_function(moto.endpoint_url, tick_shard_function(stage))
         fan_out = Tick(
-            TaskStore(settings),
-            JobStore(settings),
+            TaskStore(settings, services.tables),
+            JobStore(settings, services.tables),
             services.queue,
             clock,
             shards=shards,

@@ -24,8 +24,9 @@ from chalicelib.jobs import Job, JobStatus
 from chalicelib.messaging import JobQueue
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
+from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.pages import Page
+from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
 
 logger = logging.getLogger("tickwork.approvals")

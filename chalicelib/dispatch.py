@@ -38,7 +38,8 @@ from chalicelib.handoff import send_stored_job
 from chalicelib.jobs import Job, JobStatus
 from chalicelib.messaging import REDELIVERY_GRACE, JobMessage, JobQueue, delay_until
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
 
 if TYPE_CHECKING:
     from chalicelib.approvals import ApprovalService

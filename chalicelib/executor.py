@@ -68,8 +68,10 @@ from chalicelib.messaging import (
 from chalicelib.policies import backoff_delay_s, previous_fire_time
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
-from chalicelib.storage.tasks import SlotState, TaskStore
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import Outcome, RunPolicy, StoredJob
+from chalicelib.storage.task_slots import SlotState
+from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import (
     EXECUTOR_TIMEOUT_S,
     MAX_RUN_TIMEOUT_S,

@@ -25,7 +25,7 @@ from chalicelib.metrics import (
     summarize,
     window_start,
 )
-from chalicelib.storage.jobs import StoredJob
+from chalicelib.storage.stored_jobs import StoredJob
 
 
 class MetricSink(Protocol):

@@ -31,8 +31,10 @@ from chalicelib.limits import ensure_args_fit
 from chalicelib.messaging import JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict
-from chalicelib.storage.jobs import DeadLetter, JobFilter, JobStore, RunPolicy, StoredJob
+from chalicelib.storage.job_reads import JobFilter
+from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.pages import Page
+from chalicelib.storage.stored_jobs import DeadLetter, RunPolicy, StoredJob
 from chalicelib.task_model import (
     ACTION_NAME,
     MAX_DURATION_S,

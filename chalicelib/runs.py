@@ -12,8 +12,9 @@ from chalicelib.errors import Forbidden, NotFound, ValidationFailed
 from chalicelib.jobs import Job, JobStatus, Trigger, asked_by, backfill_job_id
 from chalicelib.messaging import JobQueue
 from chalicelib.schedules import LATEST_INSTANT, fire_times, parse_schedule, parse_timezone
-from chalicelib.storage.jobs import JobStore, RunPolicy
+from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.pages import Page
+from chalicelib.storage.stored_jobs import RunPolicy
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 

@@ -1,7 +1,9 @@
 """The object graph of a running Tickwork: settings, clock, ids, stores, services.
 
 Built lazily on first use from the environment (a Lambda cold start pays for
-it once); tests and the local stack install their own with `use()`.
+it once); tests and the local stack install their own with `use()`. Each
+Services holds its stage's tables (`storage.binding`): two built for two
+stages in one process use each their own.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from chalicelib.queue import QueueService
 from chalicelib.runs import RunService
 from chalicelib.settings import Settings
 from chalicelib.storage.approvals import ApprovalStore
+from chalicelib.storage.binding import Tables, bind_tables
 from chalicelib.storage.job_listing import StageListing
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.metrics import MetricStore
-from chalicelib.storage.tables import configure
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.storage.tokens import TokenStore
 from chalicelib.tasks import TaskService
@@ -36,6 +38,8 @@ from chalicelib.tick import Tick
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    #: The stage's tables, which every store here uses.
+    tables: Tables
     clock: Clock
     ids: IdFactory
     tokens: TokenService
@@ -60,21 +64,23 @@ class Services:
         actions: Registry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         start_shards: StartShards | None = None,
+        tables: Tables | None = None,
     ) -> Services:
         """`start_shards`: how the minute's tick starts the shards' passes
-        (default: an asynchronous invocation of `tick_shard` each)."""
+        (default: an asynchronous invocation of `tick_shard` each). `tables`:
+        the stage's (default: `bind_tables(settings)`)."""
         clock = clock or SystemClock()
         ids = ids or SortableIds(clock)
-        configure(settings)
-        task_store = TaskStore(settings)
+        tables = tables or bind_tables(settings)
+        task_store = TaskStore(settings, tables)
         metrics = JobMetrics(
-            MetricStore(), clock, emf=write_line if settings.lambda_function_name else None
+            MetricStore(tables), clock, emf=write_line if settings.lambda_function_name else None
         )
-        job_store = JobStore(settings, observer=metrics.observe)
+        job_store = JobStore(settings, tables, observer=metrics.observe)
         queue = JobQueue(settings)
         registered = actions or registry(settings)
         approvals = ApprovalService(
-            ApprovalStore(settings, job_store),
+            ApprovalStore(settings, tables, job_store),
             job_store,
             queue,
             registered,
@@ -87,9 +93,10 @@ class Services:
         )
         return cls(
             settings=settings,
+            tables=tables,
             clock=clock,
             ids=ids,
-            tokens=TokenService(TokenStore(), clock, ids),
+            tokens=TokenService(TokenStore(tables), clock, ids),
             tasks=TaskService(
                 task_store, clock, ids, registered, max_args_bytes=settings.max_args_bytes
             ),
@@ -128,7 +135,7 @@ class Services:
                 job_store, queue, registered, approvals, clock, ids, sleep, settings=settings
             ),
             approvals=approvals,
-            job_listing=StageListing(),
+            job_listing=StageListing(tables),
         )
 
 
@@ -149,5 +156,3 @@ def use(replacement: Services | None) -> None:
     """Install the services every handler uses (None: rebuild from the environment)."""
     global _current
     _current = replacement
-    if replacement is not None:
-        configure(replacement.settings)

@@ -52,7 +52,8 @@ from chalicelib.messaging import (
     delay_until,
 )
 from chalicelib.policies import Firing, plan_firings
-from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Kind, Task
 

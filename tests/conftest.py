@@ -56,12 +56,22 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(moto_endpoint: str) -> Settings:
-    stage = f"t{os.getpid()}n{next(_stage_numbers)}"
-    provision(moto_endpoint, stage)
-    # A short lookahead: the tick emits only firings due by the fake clock's now,
-    # whose messages carry no SQS delay (moto counts delays in real seconds).
-    return Settings(stage=stage, aws_endpoint_url=moto_endpoint, lookahead_s=0.5)
+def make_settings(moto_endpoint: str) -> Callable[[], Settings]:
+    """Factory: the settings of a new stage, provisioned on the session's moto."""
+
+    def make() -> Settings:
+        stage = f"t{os.getpid()}n{next(_stage_numbers)}"
+        provision(moto_endpoint, stage)
+        # A short lookahead: the tick emits only firings due by the fake clock's now,
+        # whose messages carry no SQS delay (moto counts delays in real seconds).
+        return Settings(stage=stage, aws_endpoint_url=moto_endpoint, lookahead_s=0.5)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[[], Settings]) -> Settings:
+    return make_settings()
 
 
 class Calls:

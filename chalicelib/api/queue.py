@@ -15,7 +15,7 @@ from chalicelib.api.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint
 from chalicelib.jobs import Job, JobStatus
 from chalicelib.queue import MAX_RESULT_WAIT_S, JobSubmission
-from chalicelib.storage.jobs import JobFilter
+from chalicelib.storage.job_reads import JobFilter
 
 bp = Blueprint(__name__)
 TAGS = ("Queue",)

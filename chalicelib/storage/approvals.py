@@ -19,18 +19,23 @@ from chalicelib.approval_model import ApprovalRequest, ApprovalStatus
 from chalicelib.clock import from_ms, to_ms
 from chalicelib.jobs import Job, JobStatus
 from chalicelib.settings import Settings
+from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, failed_positions
-from chalicelib.storage.jobs import JobStore, RunPolicy, StoredJob
+from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.pages import Page, decode_cursor, read_page
-from chalicelib.storage.tables import ApprovalRecord, JobRecord, shard_of
-from chalicelib.storage.transactions import TransactionConnection
+from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
+from chalicelib.storage.tables import ApprovalRecord, shard_of
 
 
 class ApprovalStore:
-    def __init__(self, settings: Settings, jobs: JobStore) -> None:
+    """A stage's approval requests; `jobs` is the same stage's job store."""
+
+    def __init__(self, settings: Settings, tables: Tables, jobs: JobStore) -> None:
         self._settings = settings
+        self._approvals = tables.approvals
+        self._job_model = tables.jobs
         self._jobs = jobs
-        self._transactions = TransactionConnection(settings)
+        self._transactions = tables.transactions
 
     def _shard(self, request_id: str) -> str:
         return str(shard_of(request_id, self._settings.due_shards))
@@ -55,8 +60,8 @@ class ApprovalStore:
     # ------------------------------------------------------------ reads
     def get(self, request_id: str) -> ApprovalRequest | None:
         try:
-            return self._to_request(ApprovalRecord.get(request_id, consistent_read=True))
-        except ApprovalRecord.DoesNotExist:
+            return self._to_request(self._approvals.get(request_id, consistent_read=True))
+        except self._approvals.DoesNotExist:
             return None
 
     def list_project(
@@ -64,25 +69,27 @@ class ApprovalStore:
     ) -> Page[ApprovalRequest]:
         """A project's requests in `status`, newest first."""
         key = f"{project_id}#{status.value}"
-        results = ApprovalRecord.by_project_status.query(
+        results = self._approvals.by_project_status.query(
             key,
             scan_index_forward=False,
             page_size=limit,
             last_evaluated_key=decode_cursor(cursor, expect={"project_status": key}),
         )
-        page = read_page(ApprovalRecord, results, limit)
+        page = read_page(self._approvals, results, limit)
         return Page([self._to_request(r) for r in page.items], page.next_cursor)
 
     def due(self, shard: int, until: datetime) -> list[ApprovalRequest]:
         """Pending requests of one shard whose approval window ends by `until`."""
         return [
             self._to_request(r)
-            for r in ApprovalRecord.due.query(str(shard), ApprovalRecord.expires_ms <= to_ms(until))
+            for r in self._approvals.due.query(
+                str(shard), self._approvals.expires_ms <= to_ms(until)
+            )
         ]
 
     # ------------------------------------------------------------ transactions
     def _new_record(self, request: ApprovalRequest, keep_for_s: float) -> ApprovalRecord:
-        return ApprovalRecord(
+        return self._approvals(
             id=request.id,
             project_id=request.project_id,
             job_id=request.job_id,
@@ -106,18 +113,18 @@ class ApprovalStore:
             stored,
             JobStatus.AWAITING_APPROVAL,
             [
-                JobRecord.approval_request_id.set(request.id),
-                JobRecord.requires_approval.set(True),
+                self._job_model.approval_request_id.set(request.id),
+                self._job_model.requires_approval.set(True),
                 # The request's own deadline drives it from now on.
-                JobRecord.due_shard.remove(),
-                JobRecord.due_ms.remove(),
+                self._job_model.due_shard.remove(),
+                self._job_model.due_ms.remove(),
             ],
             at=request.requested_at,
         )
         self._write(
             lambda tx: (
                 tx.update(job_row, actions=actions, condition=condition),
-                tx.save(record, condition=ApprovalRecord.id.does_not_exist()),
+                tx.save(record, condition=self._approvals.id.does_not_exist()),
             )
         )
 
@@ -136,8 +143,8 @@ class ApprovalStore:
         record = self._new_record(request, policy.keep_for_s)
         self._write(
             lambda tx: (
-                tx.save(job_row, condition=JobRecord.id.does_not_exist()),
-                tx.save(record, condition=ApprovalRecord.id.does_not_exist()),
+                tx.save(job_row, condition=self._job_model.id.does_not_exist()),
+                tx.save(record, condition=self._approvals.id.does_not_exist()),
             ),
             conflict_at_0="job",
         )
@@ -157,18 +164,18 @@ class ApprovalStore:
         """Decide a pending request and move its job, together. StorageConflict
         ("decided") if the request was decided meanwhile, ("job") if the job moved."""
         actions: list[Any] = [
-            ApprovalRecord.status.set(decision.value),
-            ApprovalRecord.project_status.set(f"{request.project_id}#{decision.value}"),
-            ApprovalRecord.decided_ms.set(to_ms(now)),
-            ApprovalRecord.due_shard.remove(),
+            self._approvals.status.set(decision.value),
+            self._approvals.project_status.set(f"{request.project_id}#{decision.value}"),
+            self._approvals.decided_ms.set(to_ms(now)),
+            self._approvals.due_shard.remove(),
         ]
         actions.append(
-            ApprovalRecord.decided_by.set(decided_by)
+            self._approvals.decided_by.set(decided_by)
             if decided_by
-            else ApprovalRecord.decided_by.remove()
+            else self._approvals.decided_by.remove()
         )
         actions.append(
-            ApprovalRecord.reason.set(reason) if reason else ApprovalRecord.reason.remove()
+            self._approvals.reason.set(reason) if reason else self._approvals.reason.remove()
         )
         job_row, job_updates, job_condition = self._jobs.transition(
             stored, job_status, job_actions, at=now
@@ -176,9 +183,9 @@ class ApprovalStore:
         self._write(
             lambda tx: (
                 tx.update(
-                    ApprovalRecord(id=request.id),
+                    self._approvals(id=request.id),
                     actions=actions,
-                    condition=ApprovalRecord.status == ApprovalStatus.PENDING.value,
+                    condition=self._approvals.status == ApprovalStatus.PENDING.value,
                 ),
                 tx.update(job_row, actions=job_updates, condition=job_condition),
             ),

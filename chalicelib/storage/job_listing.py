@@ -14,6 +14,7 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.jobs import JobStatus
+from chalicelib.storage.binding import Tables
 from chalicelib.storage.tables import JobRecord, shard_of
 
 #: Partitions each value of the stage-wide `by_status` and `by_action` keys is
@@ -103,6 +104,11 @@ _Entry = tuple[int, int, JobRecord | None]
 
 
 class StageListing:
+    """Every project's jobs of one stage."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._jobs = tables.jobs
+
     def list_stage(
         self, where: StageFilter, *, limit: int, read_budget: int = LISTING_READ_BUDGET
     ) -> StagePage:
@@ -123,25 +129,25 @@ class StageListing:
         filters: list[Condition] = []
         index: Any
         if where.resource_id is not None:
-            index, keys = JobRecord.by_resource, [where.resource_id]
+            index, keys = self._jobs.by_resource, [where.resource_id]
         elif where.actions is not None:
-            index = JobRecord.by_action
+            index = self._jobs.by_action
             keys = [
                 f"{action}#{shard}"
                 for action in sorted(where.actions)
                 for shard in range(LISTING_SHARDS)
             ]
         else:
-            index = JobRecord.by_status
+            index = self._jobs.by_status
             keys = [
                 f"{status.value}#{shard}"
                 for status in sorted(where.statuses or JobStatus)
                 for shard in range(LISTING_SHARDS)
             ]
-        if where.statuses is not None and index is not JobRecord.by_status:
-            filters.append(JobRecord.status.is_in(*sorted(s.value for s in where.statuses)))
-        if where.actions is not None and index is JobRecord.by_resource:
-            filters.append(JobRecord.action.is_in(*sorted(where.actions)))
+        if where.statuses is not None and index is not self._jobs.by_status:
+            filters.append(self._jobs.status.is_in(*sorted(s.value for s in where.statuses)))
+        if where.actions is not None and index is self._jobs.by_resource:
+            filters.append(self._jobs.action.is_in(*sorted(where.actions)))
         condition: Condition | None = None
         for clause in filters:
             condition = clause if condition is None else condition & clause
@@ -169,8 +175,8 @@ class StageListing:
             items.append(self._to_summary(record))
         return StagePage(items, resume_at, budget.queries, budget.items_read)
 
-    @staticmethod
     def _newest_first(
+        self,
         index: Any,
         key: str,
         max_timestamp_ms: int | None,
@@ -187,7 +193,7 @@ class StageListing:
         the budget lasts."""
         results = index.query(
             key,
-            JobRecord.timestamp_ms <= max_timestamp_ms if max_timestamp_ms is not None else None,
+            self._jobs.timestamp_ms <= max_timestamp_ms if max_timestamp_ms is not None else None,
             filter_condition=condition,
             scan_index_forward=False,
             page_size=first_page,
@@ -196,15 +202,14 @@ class StageListing:
         page = next(pages, None)
         if page is not None:
             budget.spend(page)
-        return StageListing._rows_of(pages, page, first_page, most_page, budget)
+        return self._rows_of(pages, page, first_page, most_page, budget)
 
-    @staticmethod
     def _rows_of(
-        pages: Any, page: dict[str, Any] | None, size: int, most_page: int, budget: _Budget
+        self, pages: Any, page: dict[str, Any] | None, size: int, most_page: int, budget: _Budget
     ) -> Iterator[_Entry]:
         while page is not None:
             for raw in page.get("Items", []):
-                record = JobRecord.from_raw_data(raw)
+                record = self._jobs.from_raw_data(raw)
                 yield (int(record.timestamp_ms), 1, record)
             last = pages.last_evaluated_key
             if not last:

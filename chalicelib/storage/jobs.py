@@ -1,4 +1,5 @@
-"""Job storage: rows of the jobs table <-> `Job`, and every conditional state change.
+"""Job storage: every write to a stage's jobs table (`JobReads` has the reads,
+`stored_jobs` the rows and the types they become).
 
 Each change of status is a conditional write on the status (and attempt) the
 caller saw, so two executors, a tick and an API call can race without one
@@ -10,110 +11,45 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, Trigger, can_move
+from chalicelib.clock import to_ms
+from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, can_move
 from chalicelib.settings import Settings
+from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, condition_failed
 from chalicelib.storage.job_listing import action_shard, status_shard
-from chalicelib.storage.pages import Page, decode_cursor, read_page
+from chalicelib.storage.job_reads import JobReads
+from chalicelib.storage.stored_jobs import (
+    DEAD_LETTER_PARTITION,
+    Outcome,
+    RunPolicy,
+    StoredJob,
+    new_row,
+    to_stored,
+)
 from chalicelib.storage.tables import JobRecord, shard_of
-from chalicelib.task_model import Task
 
 logger = logging.getLogger("tickwork.jobs")
-
-#: The one partition of the sparse `dead_letters` index.
-DEAD_LETTER_PARTITION = "dead"
-
-
-@dataclass(frozen=True)
-class RunPolicy:
-    """What an executor needs to run a job, fixed when the job is made."""
-
-    timeout_s: float = 300
-    retry_backoff: str = "constant"
-    retry_delay_s: float = 60
-    keep_for_s: float = 2_592_000
-    log_max_size: int = 65_536
-    log_on_full: str = "drop_new"
-
-    @classmethod
-    def of(cls, task: Task) -> RunPolicy:
-        """The policy a task's jobs run under, fixed when each job is made."""
-        return cls(
-            timeout_s=task.timeout,
-            retry_backoff=task.retry_backoff.value,
-            retry_delay_s=task.retry_delay,
-            keep_for_s=task.keep_for,
-            log_max_size=task.log_max_size,
-            log_on_full=task.log_on_full.value,
-        )
-
-
-@dataclass(frozen=True)
-class StoredJob:
-    job: Job
-    policy: RunPolicy
-    created_at: datetime
-    lease_until: datetime | None
-    due_at: datetime | None
-    log: str
-    log_truncated: bool
-    result_truncated: bool
-    #: A service run: how many failed runs of its lineage came right before it.
-    restarts: int = 0
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A job whose message SQS gave up on (DESIGN §1 dead-letter handler)."""
-
-    job: Job
-    dead_lettered_at: datetime
-    receive_count: int
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a run ended, as the executor records it."""
-
-    status: JobStatus
-    result: Any = None
-    result_truncated: bool = False
-    error: str | None = None
-    log: str = ""
-    log_truncated: bool = False
-    success_num: int = 0
-    failed_num: int = 0
-    skip_num: int = 0
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    """`GET /v1/queue/jobs` filters. The most selective one picks the index to
-    query (correlation, task, status, else the project's); the rest filter."""
-
-    status: JobStatus | None = None
-    action: str | None = None
-    task_id: str | None = None
-    correlation_id: str | None = None
-
 
 #: Told of each job this store moved to a terminal state: the job as it was just
 #: before (its `started_at` is the last attempt's), the terminal status, and when.
 #: Called after the conditional write succeeded, so a job is told once however
 #: many deliveries raced to end it.
-JobObserver = Callable[["StoredJob", JobStatus, datetime], None]
+JobObserver = Callable[[StoredJob, JobStatus, datetime], None]
 
 
-class JobStore:
-    def __init__(self, settings: Settings, observer: JobObserver | None = None) -> None:
+class JobStore(JobReads):
+    """A stage's jobs: what `JobReads` reads, and every write."""
+
+    def __init__(
+        self, settings: Settings, tables: Tables, *, observer: JobObserver | None = None
+    ) -> None:
+        super().__init__(tables)
         self._settings = settings
         self._observer = observer
 
@@ -127,66 +63,6 @@ class JobStore:
 
     def shard_of(self, job_id: str) -> str:
         return str(shard_of(job_id, self._settings.due_shards))
-
-    # ------------------------------------------------------------ conversion
-    @staticmethod
-    def _to_stored(r: JobRecord) -> StoredJob:
-        status = JobStatus(r.status)
-        if r.timestamp_ms is not None:
-            timestamp_ms = int(r.timestamp_ms)
-        elif status is JobStatus.SCHEDULED:  # rows written before it was stored
-            timestamp_ms = int(r.scheduled_ms)
-        else:
-            timestamp_ms = int(r.finished_ms or r.started_ms or r.enqueued_ms or r.created_ms)
-        job = Job(
-            id=r.id,
-            project_id=r.project_id,
-            action=r.action,
-            args=r.args or {},
-            status=status,
-            task_id=r.task_id,
-            resource_id=r.resource_id,
-            correlation_id=r.correlation_id,
-            trigger=Trigger(r.trigger),
-            attempt=int(r.attempt),
-            max_attempts=int(r.max_attempts),
-            scheduled_for=from_ms(int(r.scheduled_ms)),
-            enqueued_at=from_ms(int(r.enqueued_ms)) if r.enqueued_ms else None,
-            started_at=from_ms(int(r.started_ms)) if r.started_ms else None,
-            finished_at=from_ms(int(r.finished_ms)) if r.finished_ms else None,
-            timestamp_ms=timestamp_ms,
-            result=r.result,
-            error=r.error,
-            cancel_requested=bool(r.cancel_requested),
-            requires_approval=bool(r.requires_approval),
-            approval_request_id=r.approval_request_id,
-            success_num=int(r.success_num or 0),
-            failed_num=int(r.failed_num or 0),
-            skip_num=int(r.skip_num or 0),
-            expires_at=from_ms(int(r.start_by_ms)) if r.start_by_ms else None,
-            retry_of=r.retry_of,
-            requested_by=r.requested_by,
-            requested_by_token=r.requested_by_token,
-        )
-        policy = RunPolicy(
-            timeout_s=float(r.timeout_s),
-            retry_backoff=r.retry_backoff,
-            retry_delay_s=float(r.retry_delay_s),
-            keep_for_s=float(r.keep_for_s),
-            log_max_size=int(r.log_max_size),
-            log_on_full=r.log_on_full,
-        )
-        return StoredJob(
-            job=job,
-            policy=policy,
-            created_at=from_ms(int(r.created_ms)),
-            lease_until=from_ms(int(r.lease_until_ms)) if r.lease_until_ms else None,
-            due_at=from_ms(int(r.due_ms)) if r.due_ms is not None else None,
-            log=r.log or "",
-            log_truncated=bool(r.log_truncated),
-            result_truncated=bool(r.result_truncated),
-            restarts=int(r.restarts or 0),
-        )
 
     # ------------------------------------------------------------ writes
     def create(
@@ -203,7 +79,7 @@ class JobStore:
         e.g. a job awaiting approval, whose request carries the deadline)."""
         record = self.new_record(job, policy, due_at=due_at, now=now, restarts=restarts)
         try:
-            record.save(condition=JobRecord.id.does_not_exist())
+            record.save(condition=self._jobs.id.does_not_exist())
         except PutError as exc:
             if condition_failed(exc):
                 return False
@@ -220,46 +96,16 @@ class JobStore:
         restarts: int = 0,
     ) -> JobRecord:
         """The row of a new job, for `create` or a transaction (put it under
-        `JobRecord.id.does_not_exist()`). Its `timestamp_ms` is its fire time
+        `<row>.id.does_not_exist()`). Its `timestamp_ms` is its fire time
         if it is `scheduled`, else `now`."""
-        at = job.scheduled_for if job.status is JobStatus.SCHEDULED else now
-        return JobRecord(
-            id=job.id,
-            project_id=job.project_id,
-            task_id=job.task_id,
-            action=job.action,
-            args=job.args,
-            status=job.status.value,
-            project_status=f"{job.project_id}#{job.status.value}",
-            timestamp_ms=to_ms(at),
-            status_shard=status_shard(job.id, job.status),
-            action_shard=action_shard(job.id, job.action),
-            project_correlation=(
-                f"{job.project_id}#{job.correlation_id}" if job.correlation_id else None
-            ),
-            correlation_id=job.correlation_id,
-            resource_id=job.resource_id,
-            trigger=job.trigger.value,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
+        return new_row(
+            self._jobs,
+            job,
+            policy,
+            due_shard=self.shard_of(job.id),
+            due_at=due_at,
+            now=now,
             restarts=restarts,
-            created_ms=to_ms(now),
-            scheduled_ms=to_ms(job.scheduled_for),
-            enqueued_ms=to_ms(job.enqueued_at) if job.enqueued_at else None,
-            due_shard=self.shard_of(job.id) if due_at is not None else None,
-            due_ms=to_ms(due_at) if due_at is not None else None,
-            requires_approval=job.requires_approval,
-            approval_request_id=job.approval_request_id,
-            start_by_ms=to_ms(job.expires_at) if job.expires_at else None,
-            retry_of=job.retry_of,
-            requested_by=job.requested_by,
-            requested_by_token=job.requested_by_token,
-            timeout_s=policy.timeout_s,
-            retry_backoff=policy.retry_backoff,
-            retry_delay_s=policy.retry_delay_s,
-            keep_for_s=policy.keep_for_s,
-            log_max_size=policy.log_max_size,
-            log_on_full=policy.log_on_full,
         )
 
     def transition(
@@ -280,21 +126,21 @@ class JobStore:
         job = stored.job
         if not can_move(job.status, new):
             raise StorageConflict(f"{job.status} -> {new} is not allowed")
-        condition = (JobRecord.status == job.status.value) & (JobRecord.attempt == job.attempt)
+        condition = (self._jobs.status == job.status.value) & (self._jobs.attempt == job.attempt)
         if also is not None:
             condition &= also
         actions = [
-            JobRecord.status.set(new.value),
-            JobRecord.project_status.set(f"{job.project_id}#{new.value}"),
-            JobRecord.timestamp_ms.set(to_ms(at)),
-            JobRecord.status_shard.set(status_shard(job.id, new)),
+            self._jobs.status.set(new.value),
+            self._jobs.project_status.set(f"{job.project_id}#{new.value}"),
+            self._jobs.timestamp_ms.set(to_ms(at)),
+            self._jobs.status_shard.set(status_shard(job.id, new)),
             # Rows older than the listing indexes join them on their next move.
-            JobRecord.action_shard.set(action_shard(job.id, job.action)),
+            self._jobs.action_shard.set(action_shard(job.id, job.action)),
             *actions,
         ]
         if new.terminal:
-            actions += [JobRecord.due_shard.remove(), JobRecord.due_ms.remove()]
-        return JobRecord(id=job.id), actions, condition
+            actions += [self._jobs.due_shard.remove(), self._jobs.due_ms.remove()]
+        return self._jobs(id=job.id), actions, condition
 
     def _move(
         self,
@@ -323,23 +169,23 @@ class JobStore:
         also = None
         if job.status is JobStatus.ACTIVE:
             # Only a job whose executor died (its lease ran out) starts again.
-            also = JobRecord.lease_until_ms < to_ms(now)
+            also = self._jobs.lease_until_ms < to_ms(now)
         elif job.status not in STARTABLE:
             raise StorageConflict(f"{job.status} is not startable")
         started = self._move(
             stored,
             JobStatus.ACTIVE,
             [
-                JobRecord.attempt.set(job.attempt + 1),
-                JobRecord.started_ms.set(to_ms(now)),
-                JobRecord.lease_until_ms.set(to_ms(lease_until)),
-                JobRecord.due_ms.set(to_ms(lease_until)),
-                JobRecord.due_shard.set(self.shard_of(job.id)),
+                self._jobs.attempt.set(job.attempt + 1),
+                self._jobs.started_ms.set(to_ms(now)),
+                self._jobs.lease_until_ms.set(to_ms(lease_until)),
+                self._jobs.due_ms.set(to_ms(lease_until)),
+                self._jobs.due_shard.set(self.shard_of(job.id)),
             ],
             at=now,
             also=also,
         )
-        return self._to_stored(started)
+        return to_stored(started)
 
     def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
         """Record a run's terminal outcome; the row expires `keep_for` later (TTL)."""
@@ -348,19 +194,19 @@ class JobStore:
             stored,
             outcome.status,
             [
-                JobRecord.finished_ms.set(to_ms(now)),
-                JobRecord.result.set(outcome.result),
-                JobRecord.result_truncated.set(outcome.result_truncated),
-                JobRecord.error.set(outcome.error)
+                self._jobs.finished_ms.set(to_ms(now)),
+                self._jobs.result.set(outcome.result),
+                self._jobs.result_truncated.set(outcome.result_truncated),
+                self._jobs.error.set(outcome.error)
                 if outcome.error is not None
-                else JobRecord.error.remove(),
-                JobRecord.log.set(outcome.log),
-                JobRecord.log_truncated.set(outcome.log_truncated),
-                JobRecord.success_num.set(outcome.success_num),
-                JobRecord.failed_num.set(outcome.failed_num),
-                JobRecord.skip_num.set(outcome.skip_num),
-                JobRecord.expires_at_s.set(expires),
-                JobRecord.lease_until_ms.remove(),
+                else self._jobs.error.remove(),
+                self._jobs.log.set(outcome.log),
+                self._jobs.log_truncated.set(outcome.log_truncated),
+                self._jobs.success_num.set(outcome.success_num),
+                self._jobs.failed_num.set(outcome.failed_num),
+                self._jobs.skip_num.set(outcome.skip_num),
+                self._jobs.expires_at_s.set(expires),
+                self._jobs.lease_until_ms.remove(),
             ],
             at=now,
         )
@@ -381,12 +227,12 @@ class JobStore:
             stored,
             JobStatus.SCHEDULED,
             [
-                JobRecord.scheduled_ms.set(to_ms(at)),
-                JobRecord.due_ms.set(to_ms(due_at)),
-                JobRecord.error.set(error),
-                JobRecord.log.set(log),
-                JobRecord.log_truncated.set(log_truncated),
-                JobRecord.lease_until_ms.remove(),
+                self._jobs.scheduled_ms.set(to_ms(at)),
+                self._jobs.due_ms.set(to_ms(due_at)),
+                self._jobs.error.set(error),
+                self._jobs.log.set(log),
+                self._jobs.log_truncated.set(log_truncated),
+                self._jobs.lease_until_ms.remove(),
             ],
             at=at,
         )
@@ -407,9 +253,9 @@ class JobStore:
         actions = self.end_actions(stored, now=now, error=error)
         if dead_letter_receives is not None:
             actions += [
-                JobRecord.dead_letter_key.set(DEAD_LETTER_PARTITION),
-                JobRecord.dead_lettered_ms.set(to_ms(now)),
-                JobRecord.dead_letter_receives.set(dead_letter_receives),
+                self._jobs.dead_letter_key.set(DEAD_LETTER_PARTITION),
+                self._jobs.dead_lettered_ms.set(to_ms(now)),
+                self._jobs.dead_letter_receives.set(dead_letter_receives),
             ]
         self._move(stored, status, actions, at=now)
         self._ended(stored, status, now)
@@ -418,9 +264,9 @@ class JobStore:
         """What releasing a held job to run writes (for a transaction through
         `transition`): handed to SQS now, its watchdog at `due_at`."""
         return [
-            JobRecord.enqueued_ms.set(to_ms(now)),
-            JobRecord.due_shard.set(self.shard_of(stored.job.id)),
-            JobRecord.due_ms.set(to_ms(due_at)),
+            self._jobs.enqueued_ms.set(to_ms(now)),
+            self._jobs.due_shard.set(self.shard_of(stored.job.id)),
+            self._jobs.due_ms.set(to_ms(due_at)),
         ]
 
     def end_actions(self, stored: StoredJob, *, now: datetime, error: str | None) -> list[Any]:
@@ -428,27 +274,26 @@ class JobStore:
         through `transition`, followed by `ended`)."""
         expires = now + timedelta(seconds=stored.policy.keep_for_s)
         return [
-            JobRecord.finished_ms.set(to_ms(now)),
-            JobRecord.error.set(error) if error is not None else JobRecord.error.remove(),
-            JobRecord.expires_at_s.set(expires),
+            self._jobs.finished_ms.set(to_ms(now)),
+            self._jobs.error.set(error) if error is not None else self._jobs.error.remove(),
+            self._jobs.expires_at_s.set(expires),
         ]
 
     def ended(self, stored: StoredJob, status: JobStatus, now: datetime) -> None:
         """Tell the observer of a terminal move written in a transaction."""
         self._ended(stored, status, now)
 
-    # ------------------------------------------------------------ dead letters
     def take_dead_letter(self, job_id: str) -> bool:
         """Remove the job from the dead letters; True if this call did (so two
         redrives racing move it back once)."""
         try:
-            JobRecord(id=job_id).update(
+            self._jobs(id=job_id).update(
                 actions=[
-                    JobRecord.dead_letter_key.remove(),
-                    JobRecord.dead_lettered_ms.remove(),
-                    JobRecord.dead_letter_receives.remove(),
+                    self._jobs.dead_letter_key.remove(),
+                    self._jobs.dead_lettered_ms.remove(),
+                    self._jobs.dead_letter_receives.remove(),
                 ],
-                condition=JobRecord.dead_letter_key.exists(),
+                condition=self._jobs.dead_letter_key.exists(),
             )
         except UpdateError as exc:
             if condition_failed(exc):
@@ -456,46 +301,17 @@ class JobStore:
             raise
         return True
 
-    def dead_letters(self, *, limit: int, cursor: str | None) -> Page[DeadLetter]:
-        """Every project's dead letters, newest first."""
-        start = decode_cursor(cursor, expect={"dead_letter_key": DEAD_LETTER_PARTITION})
-        results = JobRecord.dead_letters.query(
-            DEAD_LETTER_PARTITION,
-            scan_index_forward=False,
-            page_size=limit,
-            last_evaluated_key=start,
-        )
-        page = read_page(JobRecord, results, limit)
-        return Page(
-            [
-                DeadLetter(
-                    job=self._to_stored(r).job,
-                    dead_lettered_at=from_ms(int(r.dead_lettered_ms or 0)),
-                    receive_count=int(r.dead_letter_receives or 0),
-                )
-                for r in page.items
-            ],
-            page.next_cursor,
-        )
-
-    def count_dead_letters(self, project_id: str) -> int:
-        """The project's dead letters (a COUNT Query of the small dead-letter index)."""
-        return int(
-            JobRecord.dead_letters.count(
-                DEAD_LETTER_PARTITION, filter_condition=JobRecord.project_id == project_id
-            )
-        )
-
+    # ------------------------------------------------------------ watchdog
     def set_due(self, stored: StoredJob, due_at: datetime, *, enqueued: datetime | None) -> None:
         """Move the job's next watchdog instant (and note when it was handed to SQS)."""
-        actions: list[Any] = [JobRecord.due_ms.set(to_ms(due_at))]
+        actions: list[Any] = [self._jobs.due_ms.set(to_ms(due_at))]
         if enqueued is not None:
-            actions.append(JobRecord.enqueued_ms.set(to_ms(enqueued)))
+            actions.append(self._jobs.enqueued_ms.set(to_ms(enqueued)))
         try:
-            JobRecord(id=stored.job.id).update(
+            self._jobs(id=stored.job.id).update(
                 actions=actions,
-                condition=(JobRecord.status == stored.job.status.value)
-                & (JobRecord.attempt == stored.job.attempt),
+                condition=(self._jobs.status == stored.job.status.value)
+                & (self._jobs.attempt == stored.job.attempt),
             )
         except UpdateError as exc:
             if not condition_failed(exc):
@@ -511,20 +327,21 @@ class JobStore:
             self._move(
                 stored,
                 JobStatus.SCHEDULED,
-                [JobRecord.due_ms.set(to_ms(due_at))],
+                [self._jobs.due_ms.set(to_ms(due_at))],
                 at=stored.job.scheduled_for,
             )
 
     def request_cancel(self, job_id: str) -> None:
         try:
-            JobRecord(id=job_id).update(
-                actions=[JobRecord.cancel_requested.set(True)],
-                condition=JobRecord.status == JobStatus.ACTIVE.value,
+            self._jobs(id=job_id).update(
+                actions=[self._jobs.cancel_requested.set(True)],
+                condition=self._jobs.status == JobStatus.ACTIVE.value,
             )
         except UpdateError as exc:
             if not condition_failed(exc):
                 raise
 
+    # ------------------------------------------------------------ pruning
     def prune_runs(self, task_id: str, count: int) -> int:
         """Delete up to `count` of the task's oldest finished jobs (`keep_runs`).
 
@@ -533,15 +350,15 @@ class JobStore:
         Returns how many were deleted.
         """
         deleted = 0
-        oldest = JobRecord.by_task.query(task_id, scan_index_forward=True, page_size=count + 5)
+        oldest = self._jobs.by_task.query(task_id, scan_index_forward=True, page_size=count + 5)
         for record in oldest:
             if deleted >= count:
                 break
             if JobStatus(record.status) not in TERMINAL:
                 continue
             try:
-                JobRecord(id=record.id).delete(
-                    condition=JobRecord.status.is_in(*(s.value for s in TERMINAL))
+                self._jobs(id=record.id).delete(
+                    condition=self._jobs.status.is_in(*(s.value for s in TERMINAL))
                 )
             except DeleteError as exc:
                 if condition_failed(exc):
@@ -549,130 +366,3 @@ class JobStore:
                 raise
             deleted += 1
         return deleted
-
-    # ------------------------------------------------------------ reads
-    def get(self, job_id: str) -> StoredJob | None:
-        try:
-            return self._to_stored(JobRecord.get(job_id, consistent_read=True))
-        except JobRecord.DoesNotExist:
-            return None
-
-    def cancel_requested(self, job_id: str) -> bool:
-        try:
-            record = JobRecord.get(
-                job_id, consistent_read=True, attributes_to_get=["cancel_requested"]
-            )
-        except JobRecord.DoesNotExist:
-            return True
-        return bool(record.cancel_requested)
-
-    def due(self, shard: int, until: datetime) -> list[StoredJob]:
-        """Non-terminal jobs of one shard whose watchdog instant is at or before `until`."""
-        return [
-            self._to_stored(r)
-            for r in JobRecord.due.query(str(shard), JobRecord.due_ms <= to_ms(until))
-        ]
-
-    def list_project(
-        self, project_id: str, *, limit: int, cursor: str | None, where: JobFilter
-    ) -> Page[Job]:
-        """A project's jobs, newest first, through the index that fits the filters."""
-        clauses: list[Condition] = []
-        if where.correlation_id is not None:
-            key = f"{project_id}#{where.correlation_id}"
-            index: Any = JobRecord.by_correlation
-            expect = {"project_correlation": key}
-        elif where.task_id is not None:
-            key = where.task_id
-            index = JobRecord.by_task
-            expect = {"task_id": key}
-            clauses.append(JobRecord.project_id == project_id)
-        elif where.status is not None:
-            key = f"{project_id}#{where.status.value}"
-            index = JobRecord.by_project_status
-            expect = {"project_status": key}
-        else:
-            key = project_id
-            index = JobRecord.by_project
-            expect = {"project_id": key}
-        if where.status is not None and index is not JobRecord.by_project_status:
-            clauses.append(JobRecord.status == where.status.value)
-        if where.action is not None:
-            clauses.append(JobRecord.action == where.action)
-        condition: Condition | None = None
-        for clause in clauses:
-            condition = clause if condition is None else condition & clause
-        results = index.query(
-            key,
-            filter_condition=condition,
-            scan_index_forward=False,
-            page_size=limit,
-            last_evaluated_key=decode_cursor(cursor, expect=expect),
-        )
-        page = read_page(JobRecord, results, limit)
-        return Page([self._to_stored(r).job for r in page.items], page.next_cursor)
-
-    def count_in_status(self, project_id: str, status: JobStatus) -> int:
-        """How many of the project's jobs are in `status` (a COUNT Query of one
-        index partition: it reads only those jobs, never the table)."""
-        return int(JobRecord.by_project_status.count(f"{project_id}#{status.value}"))
-
-    def oldest_in_status(self, project_id: str, status: JobStatus) -> Job | None:
-        """The project's longest-waiting job in `status` (first item of its partition)."""
-        for record in JobRecord.by_project_status.query(
-            f"{project_id}#{status.value}", scan_index_forward=True, limit=1
-        ):
-            return self._to_stored(record).job
-        return None
-
-    def run_before(self, task_id: str, before: datetime) -> StoredJob | None:
-        """The task's job with the latest fire time before `before` (one Query
-        of one item on `by_task`)."""
-        for record in JobRecord.by_task.query(
-            task_id,
-            JobRecord.scheduled_ms < to_ms(before),
-            scan_index_forward=False,
-            limit=1,
-        ):
-            return self._to_stored(record)
-        return None
-
-    def runs_of_task(self, task_id: str, *, limit: int, cursor: str | None) -> Page[Job]:
-        """A task's jobs, newest fire time first."""
-        start = decode_cursor(cursor, expect={"task_id": task_id})
-        results = JobRecord.by_task.query(
-            task_id, scan_index_forward=False, page_size=limit, last_evaluated_key=start
-        )
-        page = read_page(JobRecord, results, limit)
-        return Page([self._to_stored(r).job for r in page.items], page.next_cursor)
-
-    # ------------------------------------------------------------ records (/v2)
-    def count_runs_of_task(self, task_id: str) -> int:
-        """How many jobs the task has (a COUNT Query of its `by_task` partition:
-        it returns no items, though DynamoDB still reads each one)."""
-        return int(JobRecord.by_task.count(task_id))
-
-    def runs_of_task_at(self, task_id: str, *, offset: int, limit: int) -> list[Job]:
-        """Up to `limit` of the task's jobs, newest fire time first, after skipping
-        the first `offset`. The skipped jobs are read with only their keys
-        projected (so their logs and results are not transferred) to find where
-        the page starts; then one Query reads the page itself."""
-        if limit <= 0:
-            return []
-        start = None
-        if offset > 0:
-            skipped = JobRecord.by_task.query(
-                task_id,
-                scan_index_forward=False,
-                limit=offset,
-                attributes_to_get=["id", "task_id", "scheduled_ms"],
-            )
-            if sum(1 for _ in skipped) < offset:
-                return []
-            start = skipped.last_evaluated_key
-            if start is None:  # the offset ends exactly at the last job
-                return []
-        results = JobRecord.by_task.query(
-            task_id, scan_index_forward=False, limit=limit, last_evaluated_key=start
-        )
-        return [self._to_stored(r).job for r in results]

@@ -14,7 +14,7 @@ fails while the map does not exist):
 - `expires_at_s`: TTL, KEEP after the minute.
 
 They are not declared on `MetricRecord` (their names are data), so this module
-uses PynamoDB's table connection and reads raw items.
+uses the bound model's table connection and reads raw items.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from pynamodb.expressions.operand import Path
 
 from chalicelib.metrics import MetricRow, Sample, bucket_of, minute_of
-from chalicelib.storage.tables import MetricRecord
+from chalicelib.storage.binding import Tables
 
 #: How long counters are kept (DynamoDB TTL): a week of windows and a day to spare.
 KEEP = timedelta(days=8)
@@ -81,19 +81,24 @@ def _row(item: dict[str, Any]) -> MetricRow:
 
 
 class MetricStore:
+    """A stage's metrics table."""
+
+    def __init__(self, tables: Tables) -> None:
+        self._metrics = tables.metrics
+
     def add(self, sample: Sample) -> None:
         """Count one ended job: one UpdateItem of atomic ADDs, so concurrent
         executors never lose each other's counts."""
         minute = minute_of(sample.at)
         actions: list[Any] = [
             Path(_COUNT + sample.outcome.value).add(1),
-            MetricRecord.expires_at_s.set(minute + KEEP),
+            self._metrics.expires_at_s.set(minute + KEEP),
         ]
         if sample.run_time_ms is not None:
             actions.append(Path(f"{_RUN_TIME}{bucket_of(sample.run_time_ms)}").add(1))
         if sample.queue_wait_ms is not None:
             actions.append(Path(f"{_QUEUE_WAIT}{bucket_of(sample.queue_wait_ms)}").add(1))
-        MetricRecord._get_connection().update_item(
+        self._metrics._get_connection().update_item(
             hour_key(minute),
             sort_key(minute, sample.action),
             actions=actions,
@@ -116,15 +121,14 @@ class MetricStore:
         ) as pool:
             return [row for rows in pool.map(read, hours) for row in rows]
 
-    @staticmethod
-    def _query(pk: str, low: str, high: str) -> list[MetricRow]:
-        connection = MetricRecord._get_connection()
+    def _query(self, pk: str, low: str, high: str) -> list[MetricRow]:
+        connection = self._metrics._get_connection()
         rows: list[MetricRow] = []
         start: Any = None
         while True:  # pages of 1 MB: an hour of many actions may need two
             page = connection.query(
                 pk,
-                range_key_condition=MetricRecord.sk.between(low, high),
+                range_key_condition=self._metrics.sk.between(low, high),
                 exclusive_start_key=start,
             )
             rows += [_row(item) for item in page.get("Items", [])]

@@ -2,14 +2,13 @@
 
 The physical definitions (keys, attribute types, indexes, TTL) live in
 `infra/resources.py`; `tests/unit/test_tables_match_infra.py` checks these
-models against it. Table names and the endpoint are bound at run time by
-`configure()`, from `Settings`.
+models against it. These classes name no table: `binding.bind_tables(settings)`
+makes a stage's subclasses of them, which do.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -22,8 +21,6 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
-from chalicelib.settings import Settings
-
 
 def shard_of(key: str, shards: int) -> int:
     """Which of `shards` partitions of a sharded index an item's key falls in:
@@ -31,14 +28,19 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
+#: PynamoDB's retries of one call. Lambda retries on its own; keep each call
+#: short so one slow request does not eat a handler's deadline.
+MAX_RETRY_ATTEMPTS = 3
+
+
 class _Meta:
-    table_name = "unbound"
+    # No table: a model used without binding fails at once (PynamoDB refuses a
+    # model without a table name) instead of reaching some default table.
+    table_name: str = None  # type: ignore[assignment]
     region = "us-east-1"
     host: str | None = None
     billing_mode = "PAY_PER_REQUEST"
-    # Lambda retries on its own; keep each call short so one slow request does
-    # not eat a handler's deadline.
-    max_retry_attempts = 3
+    max_retry_attempts = MAX_RETRY_ATTEMPTS
 
 
 # ---------------------------------------------------------------- tasks
@@ -395,15 +397,3 @@ MODELS: tuple[type[Model], ...] = (
     MetricRecord,
     UniqueRecord,
 )
-
-
-def configure(settings: Settings) -> None:
-    """Bind every model to the stage's tables and the configured endpoint."""
-    for model in MODELS:
-        meta: Any = model.Meta
-        meta.table_name = settings.table_name(meta.logical_name)
-        meta.region = settings.region
-        meta.host = settings.aws_endpoint_url
-        meta.max_pool_connections = settings.aws_max_connections
-        # PynamoDB caches the connection (and its table description) per class.
-        model._connection = None

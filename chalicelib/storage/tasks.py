@@ -1,4 +1,6 @@
-"""Task storage: rows of the tasks table <-> `Task`, in one place."""
+"""Task storage: rows of a stage's tasks table <-> `Task`, in one place; the
+name claims (uniques table) written with them; the schedule state the tick
+and the executor change (`task_slots` has the slots)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
-from pynamodb.expressions.condition import Condition, size
+from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.clock import from_ms, to_ms
 from chalicelib.settings import Settings
+from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, condition_failed, failed_positions
 from chalicelib.storage.pages import Page, decode_cursor, read_page
-from chalicelib.storage.tables import TaskRecord, UniqueRecord, shard_of
-from chalicelib.storage.transactions import TransactionConnection
+from chalicelib.storage.tables import TaskRecord, shard_of
+from chalicelib.storage.task_slots import TaskSlots
 from chalicelib.task_model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
@@ -36,45 +38,28 @@ class TaskFilter:
     action: str | None = None
     group: str | None = None
 
-    def condition(self) -> Condition | None:
+    def condition(self, tasks: type[TaskRecord]) -> Condition | None:
+        """The filter expression on `tasks` (a stage's bound tasks model)."""
         condition: Condition | None = None
         for clause in (
-            None if self.enabled is None else TaskRecord.enabled == self.enabled,
-            None if self.action is None else TaskRecord.action == self.action,
-            None if self.group is None else TaskRecord.group == self.group,
+            None if self.enabled is None else tasks.enabled == self.enabled,
+            None if self.action is None else tasks.action == self.action,
+            None if self.group is None else tasks.group == self.group,
         ):
             if clause is not None:
                 condition = clause if condition is None else condition & clause
         return condition
 
 
-@dataclass(frozen=True)
-class SlotState:
-    """A task's slots and waiting firings, as one read or write left them."""
+class TaskStore(TaskSlots):
+    """A stage's tasks: their definitions, name claims and schedule state, and
+    (`TaskSlots`) their slots."""
 
-    #: Jobs holding a slot.
-    active: frozenset[str]
-    #: `on_overlap: queue` entries (`<fire ms>|<job id>`), oldest firing first.
-    queued: list[str]
-    #: `on_overlap: buffer_one`: its one waiting firing.
-    waiting_job: str | None
-
-    @classmethod
-    def of(cls, record: TaskRecord) -> SlotState:
-        return cls(
-            frozenset(record.active_runs or ()),
-            sorted(record.queued_jobs or ()),
-            record.waiting_job,
-        )
-
-
-_NO_SLOTS = SlotState(frozenset(), [], None)
-
-
-class TaskStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tables: Tables) -> None:
+        super().__init__(tables)
         self._settings = settings
-        self._transactions = TransactionConnection(settings)
+        self._uniques = tables.uniques
+        self._transactions = tables.transactions
 
     # ------------------------------------------------------------ conversion
     def _shard(self, task_id: str) -> str:
@@ -82,7 +67,7 @@ class TaskStore:
 
     def _to_record(self, task: Task) -> TaskRecord:
         will_fire = task.enabled and task.next_run_at is not None
-        return TaskRecord(
+        return self._tasks(
             id=task.id,
             project_id=task.project_id,
             name=task.name,
@@ -132,14 +117,11 @@ class TaskStore:
             changed_by_token=record.changed_by_token,
         )
 
-    def _connection(self) -> Connection:
-        return self._transactions.get()
-
     # ------------------------------------------------------------ reads
     def get(self, task_id: str) -> Task | None:
         try:
-            return self._to_task(TaskRecord.get(task_id, consistent_read=True))
-        except TaskRecord.DoesNotExist:
+            return self._to_task(self._tasks.get(task_id, consistent_read=True))
+        except self._tasks.DoesNotExist:
             return None
 
     def list_project(
@@ -147,23 +129,23 @@ class TaskStore:
     ) -> Page[Task]:
         """A project's tasks ordered by name."""
         start = decode_cursor(cursor, expect={"project_id": project_id})
-        results = TaskRecord.by_project.query(
+        results = self._tasks.by_project.query(
             project_id,
-            filter_condition=where.condition(),
+            filter_condition=where.condition(self._tasks),
             page_size=limit,
             last_evaluated_key=start,
         )
-        page = read_page(TaskRecord, results, limit)
+        page = read_page(self._tasks, results, limit)
         return Page([self._to_task(r) for r in page.items], page.next_cursor)
 
     # ------------------------------------------------------------ writes
     def create(self, task: Task) -> None:
         """Store a new task and claim its name; StorageConflict("name") if taken."""
-        claim = UniqueRecord(key=name_key(task.project_id, task.name), owner=task.id)
+        claim = self._uniques(key=name_key(task.project_id, task.name), owner=task.id)
         try:
-            with TransactWrite(connection=self._connection()) as tx:
-                tx.save(claim, condition=UniqueRecord.key.does_not_exist())
-                tx.save(self._to_record(task), condition=TaskRecord.id.does_not_exist())
+            with TransactWrite(connection=self._transactions.get()) as tx:
+                tx.save(claim, condition=self._uniques.key.does_not_exist())
+                tx.save(self._to_record(task), condition=self._tasks.id.does_not_exist())
         except TransactWriteError as exc:
             if 0 in failed_positions(exc):
                 raise StorageConflict("name") from exc
@@ -178,46 +160,46 @@ class TaskStore:
         """
         record = self._to_record(task)
         actions: list[Any] = [
-            TaskRecord.spec.set(record.spec),
-            TaskRecord.name.set(record.name),
-            TaskRecord.enabled.set(record.enabled),
-            TaskRecord.action.set(record.action),
-            TaskRecord.group.set(record.group),
-            TaskRecord.anchor_ms.set(record.anchor_ms),
-            TaskRecord.paused_reason.set(record.paused_reason)
+            self._tasks.spec.set(record.spec),
+            self._tasks.name.set(record.name),
+            self._tasks.enabled.set(record.enabled),
+            self._tasks.action.set(record.action),
+            self._tasks.group.set(record.group),
+            self._tasks.anchor_ms.set(record.anchor_ms),
+            self._tasks.paused_reason.set(record.paused_reason)
             if record.paused_reason is not None
-            else TaskRecord.paused_reason.remove(),
-            TaskRecord.updated_ms.set(record.updated_ms),
-            TaskRecord.version.set(record.version),
+            else self._tasks.paused_reason.remove(),
+            self._tasks.updated_ms.set(record.updated_ms),
+            self._tasks.version.set(record.version),
         ]
         if record.changed_by_token is not None:
             actions += [
-                TaskRecord.changed_by.set(record.changed_by),
-                TaskRecord.changed_by_token.set(record.changed_by_token),
+                self._tasks.changed_by.set(record.changed_by),
+                self._tasks.changed_by_token.set(record.changed_by_token),
             ]
         if record.next_run_ms is None:
-            actions += [TaskRecord.next_run_ms.remove(), TaskRecord.due_shard.remove()]
+            actions += [self._tasks.next_run_ms.remove(), self._tasks.due_shard.remove()]
         else:
             actions += [
-                TaskRecord.next_run_ms.set(record.next_run_ms),
-                TaskRecord.due_shard.set(record.due_shard),
+                self._tasks.next_run_ms.set(record.next_run_ms),
+                self._tasks.due_shard.set(record.due_shard),
             ]
         renamed = task.name != old_name
         try:
-            with TransactWrite(connection=self._connection()) as tx:
+            with TransactWrite(connection=self._transactions.get()) as tx:
                 tx.update(
                     record,
                     actions=actions,
-                    condition=TaskRecord.version == expected_version,
+                    condition=self._tasks.version == expected_version,
                 )
                 if renamed:
                     tx.save(
-                        UniqueRecord(key=name_key(task.project_id, task.name), owner=task.id),
-                        condition=UniqueRecord.key.does_not_exist(),
+                        self._uniques(key=name_key(task.project_id, task.name), owner=task.id),
+                        condition=self._uniques.key.does_not_exist(),
                     )
                     tx.delete(
-                        UniqueRecord(key=name_key(task.project_id, old_name)),
-                        condition=UniqueRecord.owner == task.id,
+                        self._uniques(key=name_key(task.project_id, old_name)),
+                        condition=self._uniques.owner == task.id,
                     )
         except TransactWriteError as exc:
             failed = failed_positions(exc)
@@ -230,11 +212,11 @@ class TaskStore:
     def delete(self, task: Task) -> None:
         """Delete a task and release its name; StorageConflict if already gone."""
         try:
-            with TransactWrite(connection=self._connection()) as tx:
-                tx.delete(self._to_record(task), condition=TaskRecord.id.exists())
+            with TransactWrite(connection=self._transactions.get()) as tx:
+                tx.delete(self._to_record(task), condition=self._tasks.id.exists())
                 tx.delete(
-                    UniqueRecord(key=name_key(task.project_id, task.name)),
-                    condition=UniqueRecord.owner == task.id,
+                    self._uniques(key=name_key(task.project_id, task.name)),
+                    condition=self._uniques.owner == task.id,
                 )
         except TransactWriteError as exc:
             if failed_positions(exc):
@@ -246,165 +228,27 @@ class TaskStore:
         """Enabled tasks of one shard whose next firing is at or before `until_ms`,
         earliest first. Lazy: a page is read when the one before is used up, so a
         tick that stops for its deadline reads no more than it fires."""
-        for record in TaskRecord.due.query(str(shard), TaskRecord.next_run_ms <= until_ms):
+        for record in self._tasks.due.query(str(shard), self._tasks.next_run_ms <= until_ms):
             yield self._to_task(record)
 
     def advance(self, task: Task, new_next: datetime | None) -> bool:
         """Move `next_run_at` on from the value the caller saw; False if it moved already."""
         assert task.next_run_at is not None
         actions: list[Any] = (
-            [TaskRecord.next_run_ms.remove(), TaskRecord.due_shard.remove()]
+            [self._tasks.next_run_ms.remove(), self._tasks.due_shard.remove()]
             if new_next is None
-            else [TaskRecord.next_run_ms.set(to_ms(new_next))]
+            else [self._tasks.next_run_ms.set(to_ms(new_next))]
         )
         try:
-            TaskRecord(id=task.id).update(
+            self._tasks(id=task.id).update(
                 actions=actions,
-                condition=TaskRecord.next_run_ms == to_ms(task.next_run_at),
+                condition=self._tasks.next_run_ms == to_ms(task.next_run_at),
             )
         except UpdateError as exc:
             if condition_failed(exc):
                 return False
             raise
         return True
-
-    def active_runs(self, task_id: str) -> tuple[set[str], str | None]:
-        """Jobs holding a slot of the task, and its buffered waiting job."""
-        try:
-            record = TaskRecord.get(
-                task_id,
-                consistent_read=True,
-                attributes_to_get=["active_runs", "waiting_job"],
-            )
-        except TaskRecord.DoesNotExist:
-            return set(), None
-        return set(record.active_runs or ()), record.waiting_job
-
-    def take_slot(
-        self,
-        task_id: str,
-        job_id: str,
-        parallelism: int | None,
-        *,
-        queue_turn: str | None = None,
-    ) -> bool:
-        """Add `job_id` to the task's active runs if fewer than `parallelism` run
-        (None: whatever the count). With `queue_turn` (`on_overlap: queue`), only
-        while the task's queue is empty or holds the entry `queue_turn` ("": only
-        while it is empty). True when the job holds a slot."""
-        condition = TaskRecord.id.exists()
-        if parallelism is not None:
-            free = TaskRecord.active_runs.does_not_exist() | (
-                size(TaskRecord.active_runs) < parallelism  # type: ignore[no-untyped-call]
-            )
-            if queue_turn == "":
-                free &= TaskRecord.queued_jobs.does_not_exist()
-            elif queue_turn is not None:
-                free &= TaskRecord.queued_jobs.does_not_exist() | TaskRecord.queued_jobs.contains(
-                    queue_turn
-                )
-            # A job that holds a slot already (a duplicate delivery, a start that
-            # was interrupted) keeps it, whatever waits.
-            condition &= TaskRecord.active_runs.contains(job_id) | free
-        try:
-            TaskRecord(id=task_id).update(
-                actions=[TaskRecord.active_runs.add({job_id})], condition=condition
-            )
-        except UpdateError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
-
-    def slots(self, task_id: str) -> SlotState:
-        """The task's slot holders and waiting firings (one consistent read)."""
-        try:
-            record = TaskRecord.get(
-                task_id,
-                consistent_read=True,
-                attributes_to_get=["active_runs", "queued_jobs", "waiting_job"],
-            )
-        except TaskRecord.DoesNotExist:
-            return _NO_SLOTS
-        return SlotState.of(record)
-
-    def join_queue(self, task_id: str, entry: str, queue_max: int) -> bool:
-        """Add `entry` to the task's queue while fewer than `queue_max` entries
-        wait (an entry already there stays). False when the queue is full (or the
-        task is gone): two firings racing for the last place cannot both join."""
-        room = TaskRecord.queued_jobs.contains(entry)
-        if queue_max > 0:
-            room |= TaskRecord.queued_jobs.does_not_exist() | (
-                size(TaskRecord.queued_jobs) < queue_max  # type: ignore[no-untyped-call]
-            )
-        try:
-            TaskRecord(id=task_id).update(
-                actions=[TaskRecord.queued_jobs.add({entry})],
-                condition=TaskRecord.id.exists() & room,
-            )
-        except UpdateError as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
-
-    def leave_queue(self, task_id: str, entry: str) -> None:
-        try:
-            TaskRecord(id=task_id).update(
-                actions=[TaskRecord.queued_jobs.delete({entry})],
-                condition=TaskRecord.id.exists(),
-            )
-        except UpdateError as exc:
-            if not condition_failed(exc):  # the task was deleted meanwhile
-                raise
-
-    def give_back_slot(self, task_id: str, job_id: str) -> SlotState:
-        """Free the job's slot; returns the task's slots and waiting firings as
-        that write left them (for a hand-over)."""
-        record = TaskRecord(id=task_id)
-        try:
-            record.update(
-                actions=[TaskRecord.active_runs.delete({job_id})],
-                condition=TaskRecord.id.exists(),
-            )
-        except UpdateError as exc:
-            if not condition_failed(exc):  # the task was deleted meanwhile
-                raise
-            return _NO_SLOTS
-        return SlotState.of(record)
-
-    def buffer(self, task_id: str, job_id: str) -> str | None:
-        """Make `job_id` the task's one waiting firing; returns the one it displaced."""
-        for _ in range(5):
-            _, previous = self.active_runs(task_id)
-            if previous == job_id:
-                return None
-            unchanged = (
-                TaskRecord.waiting_job.does_not_exist()
-                if previous is None
-                else TaskRecord.waiting_job == previous
-            )
-            try:
-                TaskRecord(id=task_id).update(
-                    actions=[TaskRecord.waiting_job.set(job_id)],
-                    condition=TaskRecord.id.exists() & unchanged,
-                )
-            except UpdateError as exc:
-                if condition_failed(exc):
-                    continue  # another firing got buffered meanwhile: look again
-                raise
-            return previous
-        return None
-
-    def unbuffer(self, task_id: str, job_id: str) -> None:
-        try:
-            TaskRecord(id=task_id).update(
-                actions=[TaskRecord.waiting_job.remove()],
-                condition=TaskRecord.waiting_job == job_id,
-            )
-        except UpdateError as exc:
-            if not condition_failed(exc):
-                raise
 
     def record_run(
         self, task_id: str, *, status: str, at: datetime, failed: bool, pause_after: int
@@ -412,16 +256,16 @@ class TaskStore:
         """Note a finished run on the task; pause it after `pause_after` consecutive
         failures (0: never). Returns how many finished runs the task now keeps."""
         actions: list[Any] = [
-            TaskRecord.last_run_ms.set(to_ms(at)),
-            TaskRecord.last_status.set(status),
-            TaskRecord.consecutive_failures.add(1)
+            self._tasks.last_run_ms.set(to_ms(at)),
+            self._tasks.last_status.set(status),
+            self._tasks.consecutive_failures.add(1)
             if failed
-            else TaskRecord.consecutive_failures.set(0),
-            TaskRecord.finished_runs.add(1),
+            else self._tasks.consecutive_failures.set(0),
+            self._tasks.finished_runs.add(1),
         ]
-        record = TaskRecord(id=task_id)
+        record = self._tasks(id=task_id)
         try:
-            record.update(actions=actions, condition=TaskRecord.id.exists())
+            record.update(actions=actions, condition=self._tasks.id.exists())
         except UpdateError as exc:
             if condition_failed(exc):
                 return 0
@@ -434,9 +278,9 @@ class TaskStore:
     def forget_runs(self, task_id: str, count: int) -> None:
         """`count` finished runs of the task were pruned."""
         try:
-            TaskRecord(id=task_id).update(
-                actions=[TaskRecord.finished_runs.add(-count)],
-                condition=TaskRecord.id.exists(),
+            self._tasks(id=task_id).update(
+                actions=[self._tasks.finished_runs.add(-count)],
+                condition=self._tasks.id.exists(),
             )
         except UpdateError as exc:
             if not condition_failed(exc):
@@ -444,17 +288,17 @@ class TaskStore:
 
     def _pause(self, task_id: str, failures: int) -> None:
         try:
-            TaskRecord(id=task_id).update(
+            self._tasks(id=task_id).update(
                 actions=[
-                    TaskRecord.enabled.set(False),
-                    TaskRecord.paused_reason.set(
+                    self._tasks.enabled.set(False),
+                    self._tasks.paused_reason.set(
                         f"paused after {failures} consecutive failed runs"
                     ),
-                    TaskRecord.next_run_ms.remove(),
-                    TaskRecord.due_shard.remove(),
-                    TaskRecord.version.add(1),
+                    self._tasks.next_run_ms.remove(),
+                    self._tasks.due_shard.remove(),
+                    self._tasks.version.add(1),
                 ],
-                condition=TaskRecord.enabled == True,  # noqa: E712 (a condition, not a test)
+                condition=self._tasks.enabled == True,  # noqa: E712 (a condition, not a test)
             )
         except UpdateError as exc:
             if not condition_failed(exc):  # already disabled: nothing to pause

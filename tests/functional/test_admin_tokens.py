@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from chalicelib.auth import Role, hash_secret
-from chalicelib.storage.tables import TokenRecord
+from chalicelib.services import Services
+from chalicelib.storage.tokens import TokenStore
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 from tests.functional.test_scheduled_tasks import assert_problem
@@ -20,7 +21,9 @@ def admin(make_token: Callable[..., Token]) -> Token:
     return make_token("default", Role.ADMIN, "root")
 
 
-def test_issue_shows_the_secret_once_and_stores_only_its_hash(api: Api, admin: Token) -> None:
+def test_issue_shows_the_secret_once_and_stores_only_its_hash(
+    api: Api, services: Services, admin: Token
+) -> None:
     created = api.post(
         TOKENS, token=admin, json_body={"project_id": "acme", "role": "member", "name": "ci"}
     )
@@ -29,8 +32,9 @@ def test_issue_shows_the_secret_once_and_stores_only_its_hash(api: Api, admin: T
     assert set(issued) == {"id", "token", "project_id", "role", "name", "created_at"}
     assert issued["project_id"] == "acme" and issued["role"] == "member"
 
-    stored = TokenRecord.get(hash_secret(issued["token"]))
-    assert issued["token"] not in str(stored.attribute_values)
+    stored = TokenStore(services.tables).by_hash(hash_secret(issued["token"]))
+    assert stored is not None and stored.id == issued["id"]
+    assert issued["token"] not in str(stored)
 
     listed = body(api.get(TOKENS, token=admin))["tokens"]
     assert issued["id"] in [t["id"] for t in listed]

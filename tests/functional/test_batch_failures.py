@@ -25,7 +25,9 @@ from chalicelib.jobs import JobStatus
 from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.binding import Tables
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 from infra.local_stack import poll_queue, sqs_record
@@ -56,8 +58,8 @@ class Outage:
 
 
 class FlakyJobs(JobStore):
-    def __init__(self, settings: Settings, outage: Outage) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, tables: Tables, outage: Outage) -> None:
+        super().__init__(settings, tables)
         self._outage = outage
 
     def get(self, job_id: str) -> StoredJob | None:
@@ -81,8 +83,8 @@ def outage(services: Services, clock: FakeClock, actions: Registry) -> Iterator[
     failing = Outage()
     settings = services.settings
     executor = Executor(
-        FlakyJobs(settings, failing),
-        TaskStore(settings),
+        FlakyJobs(settings, services.tables, failing),
+        TaskStore(settings, services.tables),
         FlakyQueue(settings, failing),
         actions,
         clock,
@@ -260,7 +262,7 @@ def test_a_stored_timeout_no_invocation_could_hold_fails_the_job_instead_of_loop
     # A task stored before the bound existed (validation then allowed a year).
     current = make_task(schedule="0 * * * *")
     task = current.model_copy(update={"id": "tsk_stored_before_the_bound", "name": "old"})
-    TaskStore(services.settings).create(task.model_copy(update={"timeout": 3600}))
+    TaskStore(services.settings, services.tables).create(task.model_copy(update={"timeout": 3600}))
     member = make_token("acme")
     shown = api.get(f"/v1/scheduled-tasks/{task.id}", token=member)
     assert shown.status_code == 200  # still readable

@@ -8,15 +8,17 @@ from dataclasses import replace
 
 from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.storage.tables import MODELS
 
 
 def test_the_services_clients_keep_the_configured_connections(settings: Settings) -> None:
     services = Services.build(replace(settings, aws_max_connections=77))
-    assert {model.Meta.max_pool_connections for model in MODELS} == {77}
-    assert {model._get_connection().connection._max_pool_connections for model in MODELS} == {77}
+    models = services.tables.models
+    assert {model._get_connection().connection._max_pool_connections for model in models} == {77}
     assert services.queue._sqs().meta.config.max_pool_connections == 77
-    assert services.tasks._store._transactions.get()._max_pool_connections == 77
+    assert services.tables.transactions.get()._max_pool_connections == 77
+    # The stage's own: the settings of another stage leave them as they are.
+    Services.build(replace(settings, stage="other", aws_max_connections=5))
+    assert {model._get_connection().connection._max_pool_connections for model in models} == {77}
 
 
 def test_lambda_keeps_botocores_default() -> None:

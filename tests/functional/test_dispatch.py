@@ -9,7 +9,8 @@ from datetime import timedelta
 
 from chalicelib.jobs import JobStatus
 from chalicelib.services import Services
-from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import StoredJob
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline, runs
@@ -19,7 +20,7 @@ TASKS = "/v1/scheduled-tasks"
 
 
 def stored(services: Services, job_id: object) -> StoredJob:
-    found = JobStore(services.settings).get(str(job_id))
+    found = JobStore(services.settings, services.tables).get(str(job_id))
     assert found is not None
     return found
 

@@ -260,7 +260,7 @@ def test_on_overlap_queue_gives_a_free_slot_to_the_oldest_waiting_firing(
     first.join(10)  # the first run ends and wakes the oldest waiting firing
     services.queue.send(JobMessage(third.id))  # a stray delivery (the watchdog's)
     deliver_only(pipeline, third.id)  # the newer one comes by first: not its turn
-    still = JobStore(services.settings).get(third.id)
+    still = JobStore(services.settings, services.tables).get(third.id)
     assert still is not None
     assert still.job.status is JobStatus.SCHEDULED
     deliver_only(pipeline, second.id)

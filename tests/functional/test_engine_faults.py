@@ -19,7 +19,9 @@ from chalicelib.jobs import Job, JobStatus, firing_job_id
 from chalicelib.messaging import JobMessage, JobQueue
 from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
+from chalicelib.storage.binding import Tables
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tables import shard_of
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task, TaskSpec
@@ -70,8 +72,11 @@ def test_a_crash_between_write_ahead_steps_loses_no_firing(
 ) -> None:
     task = make_task()
     settings = services.settings
-    jobs = JobStore(settings)
-    tasks: TaskStore = CrashingTasks(settings) if crash_at == "b-c" else TaskStore(settings)
+    tables = services.tables
+    jobs = JobStore(settings, tables)
+    tasks: TaskStore = (
+        CrashingTasks(settings, tables) if crash_at == "b-c" else TaskStore(settings, tables)
+    )
     queue: JobQueue = CrashingQueue(settings) if crash_at == "a-b" else services.queue
     crashing = Tick(
         tasks,
@@ -135,8 +140,8 @@ class RaceAt:
 
 
 class RacingJobs(JobStore):
-    def __init__(self, settings: Settings, race: RaceAt) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, tables: Tables, race: RaceAt) -> None:
+        super().__init__(settings, tables)
         self._race = race
 
     def create(
@@ -153,8 +158,8 @@ class RacingJobs(JobStore):
 
 
 class RacingTasks(TaskStore):
-    def __init__(self, settings: Settings, race: RaceAt) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, tables: Tables, race: RaceAt) -> None:
+        super().__init__(settings, tables)
         self._race = race
 
     def advance(self, task: Task, new_next: datetime | None) -> bool:
@@ -180,8 +185,8 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
     clock.advance(10)
     race = RaceAt()
     racing = Tick(
-        RacingTasks(settings, race),
-        RacingJobs(settings, race),
+        RacingTasks(settings, services.tables, race),
+        RacingJobs(settings, services.tables, race),
         services.queue,
         clock,
         shards=settings.due_shards,
@@ -246,8 +251,8 @@ class DyingJobs(JobStore):
 def dying_executor(services: Services, clock: FakeClock, actions: Registry) -> Executor:
     """An executor over the same tables whose runs die before they are recorded."""
     return Executor(
-        DyingJobs(services.settings),
-        TaskStore(services.settings),
+        DyingJobs(services.settings, services.tables),
+        TaskStore(services.settings, services.tables),
         services.queue,
         actions,
         clock,

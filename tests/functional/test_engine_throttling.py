@@ -23,7 +23,7 @@ from chalicelib.actions import Registry
 from chalicelib.jobs import JobStatus
 from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.storage.tables import MODELS
+from chalicelib.storage.binding import bind_tables
 from chalicelib.task_model import TaskSpec
 from infra.embedded_aws import EmbeddedAws
 from infra.local import provision
@@ -66,19 +66,18 @@ def throttled_services(
 ) -> Iterator[Services]:
     aws = EmbeddedAws(throttle=throttle)
     aws.start()
-    saved = {model: model.Meta.max_retry_attempts for model in MODELS}
     try:
-        for model in MODELS:
-            model.Meta.max_retry_attempts = 0  # every throttle reaches our code
         provision(aws.endpoint_url, "throttled")
         settings = Settings(stage="throttled", aws_endpoint_url=aws.endpoint_url, lookahead_s=0.5)
-        built = Services.build(settings, clock=clock, actions=actions, sleep=clock.advance)
+        # No retries inside PynamoDB: every throttle reaches our code.
+        tables = bind_tables(settings, max_retry_attempts=0)
+        built = Services.build(
+            settings, clock=clock, actions=actions, sleep=clock.advance, tables=tables
+        )
         services_module.use(built)
         yield built
     finally:
         services_module.use(None)
-        for model, attempts in saved.items():
-            model.Meta.max_retry_attempts = attempts
         aws.stop()
 
 

@@ -11,7 +11,8 @@ from chalicelib.auth import Role
 from chalicelib.clock import to_ms
 from chalicelib.jobs import Job, JobStatus, Trigger
 from chalicelib.services import Services
-from chalicelib.storage.jobs import JobStore, RunPolicy
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import RunPolicy
 from chalicelib.task_model import Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
@@ -229,7 +230,7 @@ def test_a_job_stored_under_its_bare_id_before_scoping_still_reads_and_takes_its
         scheduled_for=now.replace(hour=10),
         timestamp_ms=to_ms(now.replace(hour=10)),
     )
-    store = JobStore(services.settings)
+    store = JobStore(services.settings, services.tables)
     assert store.create(legacy, RunPolicy(), due_at=legacy.scheduled_for, now=now)
     member = make_token("acme")
 

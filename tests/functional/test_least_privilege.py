@@ -40,6 +40,7 @@ from chalicelib.clock import ManualClock
 from chalicelib.fanout import shard_event, tick_shard_function
 from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.storage.binding import bind_tables
 from chalicelib.task_model import EXECUTOR_TIMEOUT_S
 from infra import iam
 from infra.local import provision
@@ -79,15 +80,23 @@ class Stage:
     @contextmanager
     def acting_as(self, function: str) -> Iterator[Services]:
         """The function's code with the function's credentials: fresh services
-        (PynamoDB connections, SQS and action clients built anew on first use)."""
+        over the stage's tables bound to the function's key (SQS and action
+        clients built anew on first use, from the environment's key)."""
         key = self.keys[function]
         saved = {
             name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         }
         os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = key.id, key.secret
         aws._clients.clear()  # the actions' clients are shared per process
+        tables = bind_tables(
+            self.settings, aws_access_key_id=key.id, aws_secret_access_key=key.secret
+        )
         built = Services.build(
-            self.settings, clock=self.clock, actions=self.actions, sleep=self.clock.advance
+            self.settings,
+            clock=self.clock,
+            actions=self.actions,
+            sleep=self.clock.advance,
+            tables=tables,
         )
         services_module.use(built)
         try:

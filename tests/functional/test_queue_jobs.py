@@ -12,7 +12,8 @@ from chalicelib.actions import Registry
 from chalicelib.jobs import Job, JobStatus, Trigger
 from chalicelib.queue import RESULT_POLL_S, QueueService
 from chalicelib.services import Services
-from chalicelib.storage.jobs import JobStore, RunPolicy
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import RunPolicy
 from chalicelib.task_model import MAX_RUN_TIMEOUT_S, Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
@@ -129,7 +130,9 @@ def queue_job(services: Services, clock: FakeClock, n: int, **fields: object) ->
         **fields,
     )
     clock.advance(1)  # distinct creation times: newest first is well defined
-    JobStore(services.settings).create(job, RunPolicy(), due_at=clock.now(), now=clock.now())
+    JobStore(services.settings, services.tables).create(
+        job, RunPolicy(), due_at=clock.now(), now=clock.now()
+    )
     return job
 
 
@@ -152,8 +155,8 @@ def test_listing_jobs_filters_through_indexes_and_pages_newest_first(
     task = make_task()
     clock.advance(1)
     triggered = services.runs.trigger(ACME, task.id)
-    JobStore(services.settings).end(
-        JobStore(services.settings).get(third.id),  # type: ignore[arg-type]
+    JobStore(services.settings, services.tables).end(
+        JobStore(services.settings, services.tables).get(third.id),  # type: ignore[arg-type]
         JobStatus.CANCELLED,
         now=clock.now(),
         error="cancelled",
@@ -216,7 +219,7 @@ def test_result_long_polls_until_the_job_ends(
         clock.advance(seconds)
 
     polling = QueueService(
-        JobStore(services.settings),
+        JobStore(services.settings, services.tables),
         services.queue,
         actions,
         services.approvals,

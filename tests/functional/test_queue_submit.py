@@ -244,7 +244,7 @@ def test_a_job_whose_message_sqs_refused_is_sent_by_the_next_tick(
     clock: FakeClock,
 ) -> None:
     refusing = QueueService(
-        JobStore(services.settings),
+        JobStore(services.settings, services.tables),
         RefusingQueue(services.settings),
         actions,
         services.approvals,

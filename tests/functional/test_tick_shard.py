@@ -183,8 +183,8 @@ def test_a_group_sends_in_one_batch_and_a_refused_message_keeps_its_tasks_next_r
     refused = group[3]
     queue = RefusingQueue(services, refused.id)
     tick = Tick(
-        TaskStore(services.settings),
-        JobStore(services.settings),
+        TaskStore(services.settings, services.tables),
+        JobStore(services.settings, services.tables),
         queue,
         clock,
         shards=services.settings.due_shards,

@@ -13,8 +13,10 @@ from chalicelib.jobs import Job, JobStatus
 from chalicelib.messaging import REDELIVERY_GRACE, JobMessage
 from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.storage.binding import Tables
 from chalicelib.storage.jobs import JobStore
-from chalicelib.storage.tasks import SlotState, TaskStore
+from chalicelib.storage.task_slots import SlotState
+from chalicelib.storage.tasks import TaskStore
 from chalicelib.task_model import Task
 from tests.conftest import Calls, FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs
@@ -62,7 +64,7 @@ def waiting_firings(
 
 
 def status(services: Services, job: Job) -> JobStatus:
-    stored = JobStore(services.settings).get(job.id)
+    stored = JobStore(services.settings, services.tables).get(job.id)
     assert stored is not None
     return stored.job.status
 
@@ -103,7 +105,7 @@ def test_queue_max_0_skips_a_firing_that_finds_no_slot_at_once(
     _, first = run_holding_slot(services, pipeline, clock, calls, task)
     (late,) = waiting_firings(services, pipeline, clock, task, 1)
     assert status(services, late) is JobStatus.SKIPPED
-    assert TaskStore(services.settings).slots(task.id).queued == []
+    assert TaskStore(services.settings, services.tables).slots(task.id).queued == []
     calls.release.set()
     first.join(10)
     assert queued_ids(pipeline) == []  # nobody waits: nothing to wake
@@ -113,7 +115,7 @@ def test_two_firings_racing_for_the_last_place_cannot_both_join(
     services: Services, make_task: Callable[..., Task]
 ) -> None:
     task = make_task(schedule=YEARLY, on_overlap="queue", queue_max=2)
-    store = TaskStore(services.settings)
+    store = TaskStore(services.settings, services.tables)
     assert store.join_queue(task.id, "000000000000001|a", 2)
     barrier = threading.Barrier(2)
     joined: dict[str, bool] = {}
@@ -176,11 +178,13 @@ def test_a_cancelled_waiting_firing_does_not_block_the_next(
     calls.release.set()
     first.join(10)
     assert queued_ids(pipeline) == [waiting.id]  # woken past the cancelled one
-    (left,) = TaskStore(services.settings).slots(task.id).queued  # the dead entry is dropped
+    (left,) = (
+        TaskStore(services.settings, services.tables).slots(task.id).queued
+    )  # the dead entry is dropped
     assert left.endswith(f"|{waiting.id}")
     deliver(services, [waiting.id])
     assert status(services, waiting) is JobStatus.COMPLETE
-    assert TaskStore(services.settings).slots(task.id).queued == []
+    assert TaskStore(services.settings, services.tables).slots(task.id).queued == []
     # The cancelled one's place is free again.
     clock.advance(1)
     assert len(waiting_firings(services, pipeline, clock, task, 1)) == 1
@@ -203,7 +207,7 @@ def test_a_full_queue_of_firings_cancelled_after_their_wake_up_does_not_skip_the
     deliver(services, queued_ids(pipeline))  # ended: nothing runs, nobody else is woken
     (late,) = waiting_firings(services, pipeline, clock, task, 1)
     assert status(services, late) is JobStatus.COMPLETE
-    assert TaskStore(services.settings).slots(task.id).queued == []
+    assert TaskStore(services.settings, services.tables).slots(task.id).queued == []
 
 
 def test_the_watchdog_starts_a_waiting_firing_whose_hand_over_was_lost(
@@ -275,8 +279,8 @@ class SlotFreedBeforeJoin(TaskStore):
     """The run holding the slot ends between a firing's failed take and its
     join: that run's hand-over sees no entry to wake."""
 
-    def __init__(self, settings: Settings, holder: str) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: Settings, tables: Tables, holder: str) -> None:
+        super().__init__(settings, tables)
         self.holder = holder
         self.hand_over_saw: list[str] | None = None
 
@@ -294,11 +298,11 @@ def test_a_slot_freed_between_the_failed_take_and_the_join_is_taken(
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(schedule=YEARLY, on_overlap="queue")
-    store = TaskStore(services.settings)
+    store = TaskStore(services.settings, services.tables)
     assert store.take_slot(task.id, "running-elsewhere", 1)
-    racing = SlotFreedBeforeJoin(services.settings, "running-elsewhere")
+    racing = SlotFreedBeforeJoin(services.settings, services.tables, "running-elsewhere")
     executor = Executor(
-        JobStore(services.settings),
+        JobStore(services.settings, services.tables),
         racing,
         services.queue,
         actions,
@@ -353,7 +357,7 @@ def test_a_schedules_firing_delivered_first_lets_the_one_before_it_start_first(
     earlier, later = sorted(queued_ids(pipeline))[:2]
     deliver(services, [later])
     assert calls.seen == []
-    stored = JobStore(services.settings).get(later)
+    stored = JobStore(services.settings, services.tables).get(later)
     assert stored is not None and stored.job.status is JobStatus.SCHEDULED
 
     deliver(services, [earlier])

@@ -26,7 +26,7 @@ from chalicelib.metrics import (
     window_start,
 )
 from chalicelib.observability import JobMetrics
-from chalicelib.storage.jobs import RunPolicy, StoredJob
+from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
 
 T0 = datetime(2027, 1, 4, 9, 0, 0, tzinfo=UTC)
 DAY_MS = 86_400_000
