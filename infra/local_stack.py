@@ -187,6 +187,7 @@ def serve(config: LocalConfig) -> int:
     shard_passes = LocalShardPasses(settings.due_shards)
     current = Services.build(settings, start_shards=shard_passes.start)
     services_module.use(current)
+    current.tables.connect()  # before the API's, tick's and workers' threads start
     bootstrap = bootstrap_secret(config.state_dir, config.admin_token)
     secret = bootstrap.secret
     current.tokens.ensure(secret, DEFAULT_PROJECT, Role.ADMIN, "bootstrap admin")

@@ -77,6 +77,17 @@ class Tables:
     def models(self) -> tuple[type[Model], ...]:
         return (self.tasks, self.jobs, self.approvals, self.tokens, self.metrics, self.uniques)
 
+    def connect(self) -> None:
+        """Make every model's botocore client now, one after another. PynamoDB
+        makes a model's client on its first call and does not lock: threads
+        that start together (the local stack's eight shard passes at its first
+        tick) each make their own, ~0.1 s of CPU apiece, and a stop right after
+        a start waited ~1.5 s for them. A Lambda function does not call this: it
+        makes only the clients its path needs."""
+        for model in self.models:
+            model._get_connection().connection.client  # noqa: B018 (made on access)
+        self.transactions.get().client  # noqa: B018
+
 
 def bind_tables(
     settings: Settings,
