@@ -44,9 +44,9 @@ def record_one_job() -> tuple[list[Call], str]:
 
     from app import app
     from bench._common import moto_stage
-    from chalicelib import services as services_module
-    from chalicelib.auth import Role
-    from chalicelib.services import Services
+    from chalicelib import wiring as services_module
+    from chalicelib.auth.service import Role
+    from chalicelib.wiring import Services
 
     calls: list[Call] = []
     recording = threading.Event()

@@ -57,14 +57,14 @@ from bench._common import (
     table,
 )
 from chalicelib.actions import registry
-from chalicelib.auth import Principal, Role
+from chalicelib.auth.service import Principal, Role
 from chalicelib.clock import ManualClock, SortableIds
-from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.storage.tables import JobRecord, TaskRecord, UniqueRecord
 from chalicelib.storage.tasks import TaskStore, name_key
-from chalicelib.task_model import Task, TaskSpec
-from chalicelib.tasks import TaskService
+from chalicelib.tasks.model import Task, TaskSpec
+from chalicelib.tasks.service import TaskService
+from chalicelib.wiring import Services
 from infra.local import provision
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")

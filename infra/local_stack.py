@@ -47,12 +47,12 @@ import boto3
 from chalice.config import Config
 from chalice.local import LambdaContext
 
-from chalicelib import services as services_module
-from chalicelib.auth import DEFAULT_PROJECT, Role
+from chalicelib import wiring as services_module
+from chalicelib.auth.service import DEFAULT_PROJECT, Role
+from chalicelib.engine.fanout import shard_event
 from chalicelib.errors import Unauthenticated
-from chalicelib.fanout import shard_event
-from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 from infra.api_server import ApiServer
 from infra.console_build import build as build_console
 from infra.console_server import console_handler

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.clock import Clock
 from chalicelib.errors import ValidationFailed, from_pydantic
-from chalicelib.jobs import Job
+from chalicelib.jobs.model import Job
 from chalicelib.settings import Settings
 
 

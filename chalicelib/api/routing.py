@@ -18,15 +18,15 @@ from typing import Any, Literal, Protocol, get_args, get_origin
 from chalice.app import Blueprint, CORSConfig, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.auth import Principal
+from chalicelib.auth.service import Principal
 from chalicelib.errors import (
     BadRequest,
     PayloadTooLarge,
     TickworkError,
     from_pydantic,
 )
-from chalicelib.services import Services, services
 from chalicelib.settings import console_origin
+from chalicelib.wiring import Services, services
 
 logger = logging.getLogger("tickwork.api")
 

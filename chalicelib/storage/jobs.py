@@ -18,13 +18,13 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, Trigger, can_move
+from chalicelib.jobs.model import STARTABLE, TERMINAL, Job, JobStatus, Trigger, can_move
 from chalicelib.settings import Settings
 from chalicelib.storage.errors import StorageConflict, condition_failed
 from chalicelib.storage.job_listing import action_shard, status_shard
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import JobRecord, shard_of
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
 
 logger = logging.getLogger("tickwork.jobs")
 

@@ -18,7 +18,7 @@ from chalicelib.storage.errors import StorageConflict, condition_failed, failed_
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, UniqueRecord, shard_of
 from chalicelib.storage.transactions import TransactionConnection
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.tasks.model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
 #: not repeated inside the `spec` JSON: each fact is stored once.

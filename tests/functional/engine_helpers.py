@@ -10,12 +10,12 @@ from chalice.local import LambdaContext
 from chalice.test import Client
 
 from app import app
-from chalicelib.auth import Principal, Role
-from chalicelib.fanout import shard_event, shards_of
-from chalicelib.jobs import Job
-from chalicelib.services import Services
-from chalicelib.services import services as current_services
-from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
+from chalicelib.auth.service import Principal, Role
+from chalicelib.engine.fanout import shard_event, shards_of
+from chalicelib.jobs.model import Job
+from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S, Task
+from chalicelib.wiring import Services
+from chalicelib.wiring import services as current_services
 from infra.local_stack import function_timeout_s
 
 #: `tick_shard`'s Lambda timeout as deployed (.chalice/config.json).

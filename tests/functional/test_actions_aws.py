@@ -22,10 +22,10 @@ from chalicelib.actions import ActionFailed
 from chalicelib.actions.lambda_invoke import InvokeLambdaArgs, invoke_lambda
 from chalicelib.actions.partiql import QueryRefused
 from chalicelib.actions.query import RunQueryArgs, run_query
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
 from chalicelib.settings import Settings
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import FakeClock
 from tests.functional.action_helpers import (
     FakeServer,

@@ -16,10 +16,10 @@ import pytest
 from chalicelib.actions import ActionFailed
 from chalicelib.actions.ai import TriggerAiArgs, trigger_ai
 from chalicelib.actions.rooms import SendMessageArgs, send_message
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
 from chalicelib.settings import Settings
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import FakeClock
 from tests.functional.action_helpers import (
     FakeServer,

@@ -14,10 +14,10 @@ from chalicelib.actions import ActionFailed
 from chalicelib.actions.http_request import MAX_RESPONSE_BYTES, HttpRequestArgs, http_request
 from chalicelib.actions.netguard import AddressPolicy, AddressRefused
 from chalicelib.actions.transport import send
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
 from chalicelib.settings import Settings
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import FakeClock
 from tests.functional.action_helpers import (
     LOOPBACK,

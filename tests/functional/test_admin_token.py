@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 from infra.admin_token import issue_admin_token
 from tests.functional.conftest import Api, body
 

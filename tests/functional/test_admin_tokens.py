@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from chalicelib.auth import Role, hash_secret
+from chalicelib.auth.service import Role, hash_secret
 from chalicelib.storage.tables import TokenRecord
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
@@ -88,7 +88,7 @@ def test_tokens_list_pages_newest_first(api: Api, admin: Token, clock: object) -
 
 
 def test_bootstrap_ensure_is_idempotent(services: object) -> None:
-    from chalicelib.services import Services
+    from chalicelib.wiring import Services
 
     assert isinstance(services, Services)
     first = services.tokens.ensure("tw_fixed-secret", "default", Role.ADMIN, "bootstrap")

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Registry
-from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Registry
-from chalicelib.services import Services
 from chalicelib.settings import Settings
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline

@@ -18,16 +18,16 @@ import boto3
 import pytest
 
 from app import app
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Registry
-from chalicelib.executor import Executor
-from chalicelib.jobs import JobStatus
-from chalicelib.messaging import JobMessage, JobQueue
-from chalicelib.services import Services
+from chalicelib.engine.executor import Executor
+from chalicelib.jobs.model import JobStatus
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore, StoredJob
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from infra.local_stack import poll_queue, sqs_record
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.catalogue import MAX_CATALOGUE_TASKS, project_tasks
+from chalicelib.api.seeds.catalogue import MAX_CATALOGUE_TASKS, project_tasks
 from chalicelib.errors import PayloadTooLarge
-from chalicelib.services import Services
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.storage.tables import MODELS
+from chalicelib.wiring import Services
 
 
 def test_the_services_clients_keep_the_configured_connections(settings: Settings) -> None:

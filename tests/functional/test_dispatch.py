@@ -1,4 +1,4 @@
-"""One dispatch path (chalicelib/dispatch.py): every way of making a job follows
+"""One dispatch path (chalicelib/engine/dispatch.py): every way of making a job follows
 the same rules — a repeat answers what exists, far-future work waits in the
 `due` index and not in SQS, and approval is held when the job may start."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.jobs import JobStore, StoredJob
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline, runs

@@ -6,11 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from chalicelib.jobs import JobStatus
-from chalicelib.messaging import JobMessage
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
+from chalicelib.jobs.sqs import JobMessage
 from chalicelib.storage.jobs import JobStore
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs

@@ -13,15 +13,15 @@ import boto3
 import pytest
 
 from chalicelib.actions import Registry
-from chalicelib.executor import LEASE_MARGIN_S, Executor
-from chalicelib.jobs import Job, JobStatus, firing_job_id
-from chalicelib.messaging import JobMessage, JobQueue
-from chalicelib.services import Services
+from chalicelib.engine.executor import LEASE_MARGIN_S, Executor
+from chalicelib.engine.tick import Tick
+from chalicelib.jobs.model import Job, JobStatus, firing_job_id
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore, Outcome, RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task
-from chalicelib.tick import Tick
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs
 

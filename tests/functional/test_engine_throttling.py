@@ -18,13 +18,13 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Registry
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
+from chalicelib.jobs.model import JobStatus
 from chalicelib.settings import Settings
 from chalicelib.storage.tables import MODELS
-from chalicelib.task_model import TaskSpec
+from chalicelib.tasks.model import TaskSpec
+from chalicelib.wiring import Services
 from infra.embedded_aws import EmbeddedAws
 from infra.local import provision
 from tests.conftest import Calls, FakeClock

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Role
-from chalicelib.task_model import Task
+from chalicelib.auth.service import Role
+from chalicelib.tasks.model import Task
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.clock import to_ms
-from chalicelib.jobs import Job, JobStatus, Trigger
-from chalicelib.services import Services
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 from chalicelib.storage.jobs import JobStore, RunPolicy
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline, runs

@@ -32,15 +32,15 @@ from chalice.test import Client
 from moto.core import enable_iam_authentication
 
 from app import app
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Registry, aws
 from chalicelib.actions.builtin import BUILTIN
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.clock import ManualClock
-from chalicelib.fanout import shard_event, tick_shard_function
-from chalicelib.services import Services
+from chalicelib.engine.fanout import shard_event, tick_shard_function
 from chalicelib.settings import Settings
-from chalicelib.task_model import EXECUTOR_TIMEOUT_S
+from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S
+from chalicelib.wiring import Services
 from infra import iam
 from infra.local import provision
 from infra.resources import FUNCTIONS

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.settings import Settings
 from tests.conftest import FakeClock, Token
 from tests.functional.conftest import Api, body

@@ -15,14 +15,14 @@ from chalice.test import Client
 from pydantic import BaseModel
 
 from app import app
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Action, ActionContext, ActionFailed, Registry
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.clock import ManualClock
-from chalicelib.metrics import BUCKET_RATIO
-from chalicelib.services import Services
+from chalicelib.metrics.model import BUCKET_RATIO
 from chalicelib.settings import Settings
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from chalicelib.actions import Registry
-from chalicelib.jobs import Job, JobStatus, Trigger
-from chalicelib.queue import RESULT_POLL_S, QueueService
-from chalicelib.services import Services
+from chalicelib.jobs.model import Job, JobStatus, Trigger
+from chalicelib.jobs.service import RESULT_POLL_S, QueueService
 from chalicelib.storage.jobs import JobStore, RunPolicy
-from chalicelib.task_model import MAX_RUN_TIMEOUT_S, Task
+from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S, Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs

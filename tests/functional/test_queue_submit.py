@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.actions import Registry
-from chalicelib.auth import Role
-from chalicelib.jobs import JobStatus
-from chalicelib.messaging import JobMessage, JobQueue
-from chalicelib.queue import JobSubmission, QueueService
-from chalicelib.services import Services
+from chalicelib.auth.service import Role
+from chalicelib.jobs.model import JobStatus
+from chalicelib.jobs.service import JobSubmission, QueueService
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.storage.jobs import JobStore
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline

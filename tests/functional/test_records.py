@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib.auth import Role
-from chalicelib.services import Services
-from chalicelib.task_model import Task
+from chalicelib.auth.service import Role
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs

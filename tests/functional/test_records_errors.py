@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Role
-from chalicelib.runs import RunService
-from chalicelib.task_model import Task
+from chalicelib.auth.service import Role
+from chalicelib.tasks.model import Task
+from chalicelib.tasks.runs import RunService
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 

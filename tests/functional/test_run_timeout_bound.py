@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.task_model import MAX_RUN_TIMEOUT_S
+from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 

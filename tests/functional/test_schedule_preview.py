@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.storage.tables import TaskRecord
 from tests.conftest import FakeClock, Token
 from tests.functional.conftest import Api, body

@@ -14,10 +14,10 @@ from datetime import timedelta
 import pytest
 
 from chalicelib.actions import Registry
-from chalicelib.executor import LEASE_MARGIN_S
-from chalicelib.jobs import Job, JobStatus, Trigger
-from chalicelib.services import Services
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.engine.executor import LEASE_MARGIN_S
+from chalicelib.jobs.model import Job, JobStatus, Trigger
+from chalicelib.tasks.model import Task, TaskSpec
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import ACME, Pipeline, runs

@@ -14,13 +14,13 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.auth import Role
+from chalicelib.api.seeds.synapse_view import TaskQuery, TaskStatus, list_tasks
+from chalicelib.auth.service import Role
 from chalicelib.clock import to_ms
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.job_listing import StageFilter, StageListing
 from chalicelib.storage.tables import JobRecord
-from chalicelib.synapse import TaskQuery, TaskStatus, list_tasks
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline

@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.auth import Role
+from chalicelib.api.seeds.synapse_view import MAX_ACTION_NAMES, TaskQuery, TaskStatus, list_tasks
+from chalicelib.auth.service import Role
 from chalicelib.clock import to_ms
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.job_listing import LISTING_SHARDS, StageFilter
-from chalicelib.synapse import MAX_ACTION_NAMES, TaskQuery, TaskStatus, list_tasks
 from tests.conftest import FakeClock, Token
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.auth import Role
-from chalicelib.task_model import MAX_RUN_TIMEOUT_S
+from chalicelib.auth.service import Role
+from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S
 from tests.conftest import Token
 from tests.functional.conftest import Api, body
 from tests.functional.test_scheduled_tasks import TASKS, assert_problem, new_task

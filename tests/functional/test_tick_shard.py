@@ -14,14 +14,14 @@ from collections.abc import Callable
 import boto3
 
 from app import app
-from chalicelib.fanout import LambdaShards, shard_event, tick_shard_function
-from chalicelib.jobs import JobStatus
-from chalicelib.messaging import JobMessage, JobQueue
-from chalicelib.services import Services
+from chalicelib.engine.fanout import LambdaShards, shard_event, tick_shard_function
+from chalicelib.engine.tick import STOP_MARGIN_S, Tick
+from chalicelib.jobs.model import JobStatus
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import Task
-from chalicelib.tick import STOP_MARGIN_S, Tick
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from infra.resources import function_name
 from tests.conftest import FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs

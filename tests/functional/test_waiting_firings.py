@@ -8,14 +8,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from chalicelib.actions import Registry
-from chalicelib.executor import Executor
-from chalicelib.jobs import Job, JobStatus
-from chalicelib.messaging import REDELIVERY_GRACE, JobMessage
-from chalicelib.services import Services
+from chalicelib.engine.executor import Executor
+from chalicelib.jobs.model import Job, JobStatus
+from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tasks import SlotState, TaskStore
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
+from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock
 from tests.functional.engine_helpers import ACME, Pipeline, runs
 from tests.functional.test_engine import wait_until

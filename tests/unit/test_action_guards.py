@@ -17,7 +17,7 @@ from chalicelib.actions.netguard import AddressPolicy, AddressRefused, refusal_r
 from chalicelib.actions.partiql import QueryRefused, Select, check_select
 from chalicelib.actions.query import from_dynamo, render, to_dynamo
 from chalicelib.actions.rooms import transaction_id
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 from chalicelib.settings import Settings
 
 

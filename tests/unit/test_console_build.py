@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.task_model import TaskSpec
+from chalicelib.tasks.model import TaskSpec
 from infra.console_build import PAGES, build, content_security_policy, task_form_sections
 
 API = "https://abc123.execute-api.eu-west-1.amazonaws.com/api"

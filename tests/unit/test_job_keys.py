@@ -8,16 +8,16 @@ import re
 
 import pytest
 
-from chalicelib.approval_model import approval_request_id
-from chalicelib.executor import _fire_order, _lane
-from chalicelib.jobs import (
+from chalicelib.approvals.model import approval_request_id
+from chalicelib.engine.executor import _fire_order, _lane
+from chalicelib.jobs.model import (
     is_service_job_id,
     is_user_job_key,
     job_keys,
     public_job_id,
     user_job_key,
 )
-from chalicelib.messaging import JobMessage
+from chalicelib.jobs.sqs import JobMessage
 
 FIRING = "tsk_01hx:1798794000000"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 
 AT = datetime(2026, 12, 3, 12, 19, 5, 193328, tzinfo=UTC)
 STORED = datetime(2026, 12, 3, 12, 19, 5, 193000, tzinfo=UTC)

@@ -22,8 +22,8 @@ from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
 from chalice.package import PackageOptions, SAMTemplateGenerator, TemplateDeepMerger
 from moto import mock_aws
 
-from chalicelib.executor import LEASE_MARGIN_S
-from chalicelib.task_model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
+from chalicelib.engine.executor import LEASE_MARGIN_S
+from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S, MAX_RUN_TIMEOUT_S
 from infra.deploy import bound_shard_invocations, report_batch_failures
 from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S
 from tests.functional.moto_lambda import echo_function

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import Job, JobStatus, Trigger
-from chalicelib.metrics import (
+from chalicelib.jobs.model import Job, JobStatus, Trigger
+from chalicelib.metrics.model import (
     BOUNDS_MS,
     BUCKET_RATIO,
     BUCKETS,
@@ -25,7 +25,7 @@ from chalicelib.metrics import (
     upper_bound_ms,
     window_start,
 )
-from chalicelib.observability import JobMetrics
+from chalicelib.metrics.service import JobMetrics
 from chalicelib.storage.jobs import RunPolicy, StoredJob
 
 T0 = datetime(2027, 1, 4, 9, 0, 0, tzinfo=UTC)

@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import TERMINAL, TRANSITIONS, JobStatus, can_move
-from chalicelib.messaging import delay_until
-from chalicelib.policies import MAX_CATCH_UP, backoff_delay_s, plan_firings, previous_fire_time
-from chalicelib.schedules import fire_times
-from chalicelib.task_model import MAX_DURATION_S, Backoff, Task
+from chalicelib.engine.policies import (
+    MAX_CATCH_UP,
+    backoff_delay_s,
+    plan_firings,
+    previous_fire_time,
+)
+from chalicelib.jobs.model import TERMINAL, TRANSITIONS, JobStatus, can_move
+from chalicelib.jobs.sqs import delay_until
+from chalicelib.schedules.model import fire_times
+from chalicelib.tasks.model import MAX_DURATION_S, Backoff, Task
 
 
 def at(hour: int, minute: int = 0, second: int = 0, day: int = 4) -> datetime:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib.api.catalogue import seconds_to_ns
-from chalicelib.api.records import (
+from chalicelib.api.seeds.catalogue import seconds_to_ns
+from chalicelib.api.seeds.records import (
     RECORD_STATUS,
     RecordStatus,
     ScheduledType,
@@ -20,7 +20,7 @@ from chalicelib.api.records import (
     scheduled_type,
     start_time,
 )
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 
 FIRE = datetime(2027, 3, 28, 0, 30, tzinfo=UTC)
 

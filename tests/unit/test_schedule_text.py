@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.schedule_text import describe
-from chalicelib.schedules import parse_schedule
+from chalicelib.schedules.model import parse_schedule
+from chalicelib.schedules.text import describe
 
 CASES = [
     # fixed times of day, days of the week and month

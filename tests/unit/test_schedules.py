@@ -1,4 +1,4 @@
-"""Table-driven tests for chalicelib.schedules.
+"""Table-driven tests for chalicelib.schedules.model.
 
 Expected instants were worked out by hand from the zone rules, not from the implementation:
 - Europe/Amsterdam: CET +01:00 / CEST +02:00. 2027-03-28 01:00Z local 02:00 -> 03:00;
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.schedules import (
+from chalicelib.schedules.model import (
     Schedule,
     ScheduleError,
     fire_times,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.jobs import JobStatus
+from chalicelib.api.seeds.synapse_view import (
+    JOB_STATUSES,
+    ScheduledTask,
+    TaskStatus,
+    continue_from,
+    task_status,
+)
+from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.job_listing import (
     LISTING_SHARDS,
     action_shard,
@@ -12,13 +19,6 @@ from chalicelib.storage.job_listing import (
     status_shard,
 )
 from chalicelib.storage.tables import LISTING_ATTRIBUTES, JobRecord
-from chalicelib.synapse import (
-    JOB_STATUSES,
-    ScheduledTask,
-    TaskStatus,
-    continue_from,
-    task_status,
-)
 from infra.resources import tables
 
 
