@@ -179,7 +179,7 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
         tick = Tick(
             TaskStore(settings),
             JobStore(settings),
-            services.queue,
+            services.sqs,
             clock,
             shards=1,
             lookahead_s=settings.lookahead_s,
@@ -187,14 +187,14 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
             groups_in_flight=groups_in_flight,
         )
         # Warm clients and the queue URL (a warm invocation's state), nothing due.
-        services.queue.url("jobs")
+        services.sqs.url("jobs")
         tick.run_shards([0])
 
         docker_free_function(moto.endpoint_url, tick_shard_function(stage))
         fan_out = Tick(
             TaskStore(settings),
             JobStore(settings),
-            services.queue,
+            services.sqs,
             clock,
             shards=shards,
             lookahead_s=settings.lookahead_s,

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
             counter.detach(sqs)
-            url = services.queue.url("jobs")
+            url = services.sqs.url("jobs")
             spec: dict[str, Any] = {
                 "name": "held",
                 "schedule": "0 0 1 1 *",

@@ -43,8 +43,10 @@ class Services:
     runs: RunService
     tick: Tick
     executor: Executor
-    queue: JobQueue
-    jobs: QueueService
+    #: The SQS client: sends job messages, knows the queues' URLs.
+    sqs: JobQueue
+    #: The queue API's service (`/v1/queue/...`): submissions, results, dead letters.
+    queue: QueueService
     metrics: JobMetrics
     approvals: ApprovalService
     #: Every project's jobs, newest first (the Synapse admin surface).
@@ -71,12 +73,12 @@ class Services:
             MetricStore(), clock, emf=write_line if settings.lambda_function_name else None
         )
         job_store = JobStore(settings, observer=metrics.observe)
-        queue = JobQueue(settings)
+        sqs = JobQueue(settings)
         registered = actions or registry(settings)
         approvals = ApprovalService(
             ApprovalStore(settings, job_store),
             job_store,
-            queue,
+            sqs,
             registered,
             clock,
             tasks=task_store,
@@ -96,7 +98,7 @@ class Services:
             runs=RunService(
                 task_store,
                 job_store,
-                queue,
+                sqs,
                 clock,
                 ids,
                 approvals=approvals,
@@ -105,7 +107,7 @@ class Services:
             tick=Tick(
                 task_store,
                 job_store,
-                queue,
+                sqs,
                 clock,
                 shards=settings.due_shards,
                 lookahead_s=settings.lookahead_s,
@@ -115,17 +117,17 @@ class Services:
             executor=Executor(
                 job_store,
                 task_store,
-                queue,
+                sqs,
                 registered,
                 clock,
                 sleep,
                 settings=settings,
                 approvals=approvals,
             ),
-            queue=queue,
+            sqs=sqs,
             metrics=metrics,
-            jobs=QueueService(
-                job_store, queue, registered, approvals, clock, ids, sleep, settings=settings
+            queue=QueueService(
+                job_store, sqs, registered, approvals, clock, ids, sleep, settings=settings
             ),
             approvals=approvals,
             job_listing=StageListing(),

@@ -231,8 +231,8 @@ def serve(config: LocalConfig) -> int:
         console_dir.cleanup()
         return 1
     stop = threading.Event()
-    jobs_url = current.queue.url("jobs")
-    dlq_url = current.queue.url("jobs-dlq")
+    jobs_url = current.sqs.url("jobs")
+    dlq_url = current.sqs.url("jobs-dlq")
 
     def daemon(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=name, daemon=True)

@@ -45,7 +45,7 @@ def health(call: Call) -> Health:
     auth="none",
 )
 def openapi_json(call: Call) -> Any:
-    return json_response(openapi.document(actions=call.services.jobs.action_names()))
+    return json_response(openapi.document(actions=call.services.queue.action_names()))
 
 
 @endpoint(

@@ -1,6 +1,8 @@
 """Lambda entry points other than HTTP routes: the tick and its shards, the executor, the DLQ.
 
-`app.py` registers these; each is a line or two over the services.
+`app.py` registers these; each is a line or two over the services. Nothing
+here reads the environment when imported: the SQS event sources' queue names
+come from `settings.deploy_time()`, which `app.py` reads.
 """
 
 from __future__ import annotations
@@ -10,12 +12,7 @@ from typing import Any
 
 from chalicelib.engine.executor import RemainingTime
 from chalicelib.engine.fanout import shards_of
-from chalicelib.settings import Settings
 from chalicelib.wiring import services
-
-#: Queue names are fixed at deploy time from the stage (`TICKWORK_STAGE`).
-JOBS_QUEUE = Settings.from_env().queue_name("jobs")
-DEAD_LETTER_QUEUE = Settings.from_env().queue_name("jobs-dlq")
 
 logger = logging.getLogger("tickwork.tick")
 #: One summary line per shard pass: CloudWatch keeps it; the local stack shows it

@@ -40,8 +40,8 @@ class Pipeline:
         self.sqs = boto3.client(
             "sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region
         )
-        self.jobs_url = services.queue.url("jobs")
-        self.dlq_url = services.queue.url("jobs-dlq")
+        self.jobs_url = services.sqs.url("jobs")
+        self.dlq_url = services.sqs.url("jobs-dlq")
         #: Shard events the minute's tick started, in the order Lambda would queue them.
         self.started: list[dict[str, Any]] = []
         # As deployed the tick invokes `tick_shard` asynchronously; here the events

@@ -15,7 +15,7 @@ def test_the_services_clients_keep_the_configured_connections(settings: Settings
     services = Services.build(replace(settings, aws_max_connections=77))
     assert {model.Meta.max_pool_connections for model in MODELS} == {77}
     assert {model._get_connection().connection._max_pool_connections for model in MODELS} == {77}
-    assert services.queue._sqs().meta.config.max_pool_connections == 77
+    assert services.sqs._sqs().meta.config.max_pool_connections == 77
     assert services.tasks._store._transactions.get()._max_pool_connections == 77
 
 

@@ -238,7 +238,7 @@ def deliver_only(pipeline: Pipeline, job_id: str) -> None:
         if JobMessage.parse(message["Body"]).job_id == job_id:
             pipeline.services.executor.handle_batch([message["Body"]])
         else:
-            pipeline.services.queue.send(JobMessage.parse(message["Body"]))
+            pipeline.services.sqs.send(JobMessage.parse(message["Body"]))
 
 
 def test_on_overlap_queue_gives_a_free_slot_to_the_oldest_waiting_firing(
@@ -258,7 +258,7 @@ def test_on_overlap_queue_gives_a_free_slot_to_the_oldest_waiting_firing(
 
     calls.release.set()
     first.join(10)  # the first run ends and wakes the oldest waiting firing
-    services.queue.send(JobMessage(third.id))  # a stray delivery (the watchdog's)
+    services.sqs.send(JobMessage(third.id))  # a stray delivery (the watchdog's)
     deliver_only(pipeline, third.id)  # the newer one comes by first: not its turn
     still = JobStore(services.settings).get(third.id)
     assert still is not None

@@ -70,7 +70,7 @@ def test_a_crash_between_write_ahead_steps_loses_no_firing(
     settings = services.settings
     jobs = JobStore(settings)
     tasks: TaskStore = CrashingTasks(settings) if crash_at == "b-c" else TaskStore(settings)
-    queue: JobQueue = CrashingQueue(settings) if crash_at == "a-b" else services.queue
+    queue: JobQueue = CrashingQueue(settings) if crash_at == "a-b" else services.sqs
     crashing = Tick(
         tasks,
         jobs,
@@ -170,7 +170,7 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
     racing = Tick(
         RacingTasks(settings, race),
         RacingJobs(settings, race),
-        services.queue,
+        services.sqs,
         clock,
         shards=settings.due_shards,
         lookahead_s=settings.lookahead_s,
@@ -236,7 +236,7 @@ def dying_executor(services: Services, clock: FakeClock, actions: Registry) -> E
     return Executor(
         DyingJobs(services.settings),
         TaskStore(services.settings),
-        services.queue,
+        services.sqs,
         actions,
         clock,
         clock.advance,

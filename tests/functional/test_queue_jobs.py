@@ -217,7 +217,7 @@ def test_result_long_polls_until_the_job_ends(
 
     polling = QueueService(
         JobStore(services.settings),
-        services.queue,
+        services.sqs,
         actions,
         services.approvals,
         clock,

@@ -172,7 +172,7 @@ def test_a_cancelled_waiting_firing_does_not_block_the_next(
     task = make_task(schedule=YEARLY, action="block", on_overlap="queue", queue_max=2)
     _, first = run_holding_slot(services, pipeline, clock, calls, task)
     cancelled, waiting = waiting_firings(services, pipeline, clock, task, 2)
-    services.jobs.cancel(ACME, cancelled.id)
+    services.queue.cancel(ACME, cancelled.id)
     calls.release.set()
     first.join(10)
     assert queued_ids(pipeline) == [waiting.id]  # woken past the cancelled one
@@ -199,7 +199,7 @@ def test_a_full_queue_of_firings_cancelled_after_their_wake_up_does_not_skip_the
     (woken,) = waiting_firings(services, pipeline, clock, task, 1)
     calls.release.set()
     first.join(10)
-    services.jobs.cancel(ACME, woken.id)  # after its hand-over, before its delivery
+    services.queue.cancel(ACME, woken.id)  # after its hand-over, before its delivery
     deliver(services, queued_ids(pipeline))  # ended: nothing runs, nobody else is woken
     (late,) = waiting_firings(services, pipeline, clock, task, 1)
     assert status(services, late) is JobStatus.COMPLETE
@@ -300,7 +300,7 @@ def test_a_slot_freed_between_the_failed_take_and_the_join_is_taken(
     executor = Executor(
         JobStore(services.settings),
         racing,
-        services.queue,
+        services.sqs,
         actions,
         clock,
         clock.advance,

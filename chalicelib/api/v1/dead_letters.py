@@ -68,7 +68,7 @@ class RedriveResult(BaseModel):
 def list_dead_letters(call: Call) -> DeadLetterList:
     """14. Every project's dead-lettered jobs, newest first."""
     q: ListQuery = call.query
-    page = call.services.jobs.dead_letters(limit=q.limit, cursor=q.cursor)
+    page = call.services.queue.dead_letters(limit=q.limit, cursor=q.cursor)
     return DeadLetterList(
         dead_letters=[
             DeadLetterView(
@@ -98,7 +98,7 @@ def list_dead_letters(call: Call) -> DeadLetterList:
 def redrive(call: Call) -> RedriveResult:
     """15. Moves up to `limit` dead letters back to the queue, oldest last."""
     body: RedriveBody = call.body
-    moved, remaining = call.services.jobs.redrive(limit=body.limit)
+    moved, remaining = call.services.queue.redrive(limit=body.limit)
     return RedriveResult(
         redriven=[
             RedrivenView(job_id=public_job_id(m.job_id), new_job_id=m.new_job_id) for m in moved

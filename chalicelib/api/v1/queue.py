@@ -72,7 +72,7 @@ def submit_job(call: Call) -> Job:
     job of that id exists; another project's is its own job);
     `defer_until` or `defer_by` delay it; `expires` bounds its wait; args are
     checked against the action's model (422 at `body.args…`) and size (413)."""
-    return call.services.jobs.submit(call.who, call.body)
+    return call.services.queue.submit(call.who, call.body)
 
 
 @endpoint(
@@ -89,7 +89,7 @@ def submit_job(call: Call) -> Job:
 def retry_job(call: Call) -> Job:
     """13. A new job (trigger `retry`, `retry_of` this one) for a failed,
     cancelled or expired job; 409 for any other status."""
-    return call.services.jobs.retry(call.who, call.path["job_id"])
+    return call.services.queue.retry(call.who, call.path["job_id"])
 
 
 @endpoint(
@@ -109,7 +109,7 @@ def list_jobs(call: Call) -> JobList:
     where = JobFilter(
         status=q.status, action=q.action, task_id=q.task_id, correlation_id=q.correlation_id
     )
-    page = call.services.jobs.list_jobs(call.who, limit=q.limit, cursor=q.cursor, where=where)
+    page = call.services.queue.list_jobs(call.who, limit=q.limit, cursor=q.cursor, where=where)
     return JobList(jobs=page.items, next_cursor=page.next_cursor)
 
 
@@ -126,7 +126,9 @@ def list_jobs(call: Call) -> JobList:
 def correlated_jobs(call: Call) -> CorrelatedJobs:
     """9. The project's jobs with this `correlation_id`, newest first (at most 200;
     page through `GET /v1/queue/jobs?correlation_id=` for more)."""
-    return CorrelatedJobs(jobs=call.services.jobs.correlated(call.who, call.path["correlation_id"]))
+    return CorrelatedJobs(
+        jobs=call.services.queue.correlated(call.who, call.path["correlation_id"])
+    )
 
 
 @endpoint(
@@ -141,7 +143,7 @@ def correlated_jobs(call: Call) -> CorrelatedJobs:
 )
 def get_job(call: Call) -> Job:
     """2. The job, whatever started it (a firing, a trigger, a submission)."""
-    return call.services.jobs.get(call.who, call.path["job_id"])
+    return call.services.queue.get(call.who, call.path["job_id"])
 
 
 @endpoint(
@@ -157,7 +159,7 @@ def get_job(call: Call) -> Job:
 def cancel_job(call: Call) -> Job:
     """3. Not started: `cancelled` at once. Running: `cancel_requested`, then
     `cancelled` when the action returns or sees it. Already ended: 409."""
-    return call.services.jobs.cancel(call.who, call.path["job_id"])
+    return call.services.queue.cancel(call.who, call.path["job_id"])
 
 
 class ResultQuery(BaseModel):
@@ -193,7 +195,7 @@ def job_result(call: Call) -> JobResult:
     """11. Answers as soon as the job is terminal, or after `wait` seconds
     (at most 20) with its current status."""
     q: ResultQuery = call.query
-    job = call.services.jobs.result(call.who, call.path["job_id"], wait_s=q.wait)
+    job = call.services.queue.result(call.who, call.path["job_id"], wait_s=q.wait)
     return JobResult(status=job.status, result=job.result, error=job.error)
 
 
@@ -209,7 +211,7 @@ def job_result(call: Call) -> JobResult:
 )
 def job_logs(call: Call) -> JobLogView:
     """12. The log its action wrote, capped at the task's `log_max_size`."""
-    found = call.services.jobs.logs(call.who, call.path["job_id"])
+    found = call.services.queue.logs(call.who, call.path["job_id"])
     return JobLogView(log=found.log, truncated=found.truncated)
 
 
@@ -237,7 +239,7 @@ class DepthView(BaseModel):
 def queue_depth(call: Call) -> DepthView:
     """5. The project's jobs by waiting status, from index counts (never a
     scan), and the dead-letter queue's size from SQS."""
-    depth = call.services.jobs.depth(call.who)
+    depth = call.services.queue.depth(call.who)
     return DepthView(
         scheduled=depth.scheduled,
         queued=depth.queued,
@@ -268,6 +270,6 @@ def list_actions(call: Call) -> ActionList:
                 args_schema=a.args_schema,
                 requires_approval=a.requires_approval,
             )
-            for a in call.services.jobs.actions()
+            for a in call.services.queue.actions()
         ]
     )
