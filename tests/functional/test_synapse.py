@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.api.seeds.synapse_view import TaskQuery, TaskStatus, list_tasks
+from chalicelib.api.seeds.synapse_view import TaskQuery, TaskStatus, list_jobs_as_tasks
 from chalicelib.auth.service import Role
 from chalicelib.clock import to_ms
 from chalicelib.jobs.model import JobStatus
@@ -303,7 +303,7 @@ def test_a_listing_stops_at_its_read_budget_and_continues_from_there(
     while listing is None or listing.resume_at_ms is not None:
         if listing is not None:
             query = replace(query, max_timestamp=listing.resume_at_ms)
-        listing = list_tasks(store, query, read_budget=6)
+        listing = list_jobs_as_tasks(store, query, read_budget=6)
         assert listing.items_read <= 6
         found += [t.id for t in listing.tasks]
         answers += 1
@@ -358,11 +358,11 @@ def test_a_response_stays_under_its_byte_bound(
         submit(api, member, "echo", args={"blob": str(n) * 2000})
         pipeline.deliver()  # each ends a second after the one before
     store = pipeline.services.job_listing
-    listing = list_tasks(store, TaskQuery(), max_bytes=5000)
+    listing = list_jobs_as_tasks(store, TaskQuery(), max_bytes=5000)
     # The newest two, oldest first.
     assert [t.result for t in listing.tasks] == [{"blob": "1" * 2000}, {"blob": "2" * 2000}]
     assert listing.resume_at_ms == listing.tasks[0].timestamp_ms - 1000
-    assert len(list_tasks(store, TaskQuery(), max_bytes=10).tasks) == 1  # at least one
+    assert len(list_jobs_as_tasks(store, TaskQuery(), max_bytes=10).tasks) == 1  # at least one
 
 
 # ---------------------------------------------------------------- indexes

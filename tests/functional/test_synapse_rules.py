@@ -12,7 +12,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.api.seeds.synapse_view import MAX_ACTION_NAMES, TaskQuery, TaskStatus, list_tasks
+from chalicelib.api.seeds.synapse_view import (
+    MAX_ACTION_NAMES,
+    TaskQuery,
+    TaskStatus,
+    list_jobs_as_tasks,
+)
 from chalicelib.auth.service import Role
 from chalicelib.clock import to_ms
 from chalicelib.jobs.model import JobStatus
@@ -108,7 +113,7 @@ def test_the_byte_bound_keeps_the_newest_too(
         clock.advance(1)
         submit(api, member, "echo", args={"blob": str(n) * 2000})
         pipeline.deliver()
-    listing = list_tasks(pipeline.services.job_listing, TaskQuery(), max_bytes=5000)
+    listing = list_jobs_as_tasks(pipeline.services.job_listing, TaskQuery(), max_bytes=5000)
     assert [t.result for t in listing.tasks] == [{"blob": "1" * 2000}, {"blob": "2" * 2000}]
     assert listing.resume_at_ms == listing.tasks[0].timestamp_ms - 1000
 
@@ -224,7 +229,7 @@ def test_several_actions_read_their_partitions_within_the_budget_and_continue(
     found: list[str] = []
     answers = 0
     while True:
-        listing = list_tasks(store, query, read_budget=10)
+        listing = list_jobs_as_tasks(store, query, read_budget=10)
         answers += 1
         assert listing.items_read <= 10
         found += [t.id for t in listing.tasks]

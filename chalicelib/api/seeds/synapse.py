@@ -15,7 +15,7 @@ from chalicelib.api.seeds.synapse_view import (
     ScheduledTask,
     TaskQuery,
     TaskStatus,
-    list_tasks,
+    list_jobs_as_tasks,
 )
 
 bp = Blueprint(__name__)
@@ -108,7 +108,7 @@ class ScheduledTaskList(BaseModel):
 def list_scheduled_tasks(call: Call) -> Response:
     """Synapse's `GET /_synapse/admin/v1/scheduled_tasks` over every project's jobs."""
     q: ScheduledTasksQuery = call.query
-    listing = list_tasks(
+    listing = list_jobs_as_tasks(
         call.services.job_listing,
         TaskQuery(
             action_names=frozenset(q.action_name) if q.action_name is not None else None,

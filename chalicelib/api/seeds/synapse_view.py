@@ -112,7 +112,7 @@ def scheduled_task(job: JobSummary) -> ScheduledTask:
     )
 
 
-def list_tasks(
+def list_jobs_as_tasks(
     listing: StageListing,
     query: TaskQuery,
     *,
