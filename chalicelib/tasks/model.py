@@ -100,7 +100,7 @@ ONE_DAY_S = 86_400
 MAX_DURATION_S = 366 * ONE_DAY_S
 MAX_LOG_BYTES = 262_144
 #: The executor function's Lambda timeout: Lambda's maximum. `.chalice/config.json`
-#: sets the same for `execute_jobs` (tests/unit/test_lambda_fit.py checks they agree).
+#: sets the same for `execute_jobs` (tests/unit/infra/test_lambda_fit.py checks they agree).
 EXECUTOR_TIMEOUT_S = 900
 #: Part of one executor invocation kept for claiming a job before its run and
 #: recording it after; also the lease's margin over a run's timeout.

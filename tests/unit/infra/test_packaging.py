@@ -8,7 +8,7 @@ from pathlib import Path
 
 from infra.requirements import render
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_requirements_txt_is_generated_from_pyproject() -> None:

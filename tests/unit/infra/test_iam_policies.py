@@ -13,7 +13,7 @@ from chalicelib.settings import Settings
 from infra import iam
 from infra.resources import FUNCTIONS
 
-CHALICE_DIR = Path(__file__).resolve().parents[2] / ".chalice"
+CHALICE_DIR = Path(__file__).resolve().parents[3] / ".chalice"
 
 
 def config() -> dict[str, Any]:

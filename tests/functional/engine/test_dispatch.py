@@ -12,8 +12,8 @@ from chalicelib.storage.jobs import JobStore, StoredJob
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_services import by_status, service
 from tests.functional.engine_helpers import Pipeline, runs
-from tests.functional.test_services import by_status, service
 
 TASKS = "/v1/scheduled-tasks"
 

@@ -16,8 +16,8 @@ from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S, Task
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_engine import start_in_background
 from tests.functional.engine_helpers import ACME, Pipeline, runs
-from tests.functional.test_engine import start_in_background
 
 JOBS = "/v1/queue/jobs"
 
@@ -263,7 +263,7 @@ def test_depth_counts_the_projects_waiting_jobs(
 
     depth = body(api.get("/v1/queue/depth", token=member))
     assert (depth["queued"], depth["scheduled"], depth["active"]) == (2, 1, 0)
-    assert depth["dead_letter"] == 0  # counted in tests/functional/test_queue_submit.py
+    assert depth["dead_letter"] == 0  # counted in tests/functional/api/v1/test_queue_submit.py
     since = oldest.enqueued_at or oldest.scheduled_for
     assert depth["oldest_queued_age_seconds"] == (clock.now() - since).total_seconds()
     assert body(api.get("/v1/queue/depth", token=make_token("globex")))["queued"] == 1

@@ -14,8 +14,8 @@ import pytest
 from chalicelib.auth.service import Role
 from chalicelib.settings import Settings
 from tests.conftest import FakeClock, Token
+from tests.functional.api.v1.test_scheduled_tasks import TASKS, new_task
 from tests.functional.conftest import Api, body
-from tests.functional.test_scheduled_tasks import TASKS, new_task
 
 
 @pytest.fixture

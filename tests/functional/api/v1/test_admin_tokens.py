@@ -9,8 +9,8 @@ import pytest
 from chalicelib.auth.service import Role, hash_secret
 from chalicelib.storage.tables import TokenRecord
 from tests.conftest import Token
+from tests.functional.api.v1.test_scheduled_tasks import assert_problem
 from tests.functional.conftest import Api, body
-from tests.functional.test_scheduled_tasks import assert_problem
 
 TOKENS = "/v1/admin/tokens"
 

@@ -23,9 +23,9 @@ from chalicelib.clock import to_ms
 from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.job_listing import LISTING_SHARDS, StageFilter
 from tests.conftest import FakeClock, Token
+from tests.functional.api.seeds.test_synapse import JOBS, RESUME, TASKS, submit
 from tests.functional.conftest import Api, body
 from tests.functional.engine_helpers import Pipeline
-from tests.functional.test_synapse import JOBS, RESUME, TASKS, submit
 
 
 def listed(api: Api, token: Token | None, params: list[tuple[str, Any]] | None = None) -> Any:

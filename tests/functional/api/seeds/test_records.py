@@ -15,8 +15,8 @@ from chalicelib.tasks.model import Task
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_engine import second_firing_while_first_runs
 from tests.functional.engine_helpers import ACME, Pipeline, runs
-from tests.functional.test_engine import second_firing_while_first_runs
 
 
 def path(task_id: str, project: str = "acme") -> str:

@@ -15,8 +15,8 @@ from chalicelib.tasks.model import Task
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_engine import start_in_background
 from tests.functional.engine_helpers import Pipeline, runs
-from tests.functional.test_engine import start_in_background
 
 JOBS = "/v1/queue/jobs"
 HITL = "/v1/queue/hitl"

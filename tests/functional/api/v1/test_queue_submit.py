@@ -68,7 +68,7 @@ def test_a_job_id_makes_submission_idempotent(
     assert [(j["id"], j["args"]) for j in listed] == [("nightly-2027-01-04", {"n": 1})]
 
     # Ids belong to their project: another project's same id is its own job
-    # (tests/functional/test_job_ids.py), and it cannot see this one.
+    # (tests/functional/api/v1/test_job_ids.py), and it cannot see this one.
     outsider = make_token("globex")
     assert api.get(f"{JOBS}/nightly-2027-01-04", token=outsider).status_code == 404
 

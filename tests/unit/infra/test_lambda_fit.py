@@ -28,7 +28,7 @@ from infra.deploy import bound_shard_invocations, report_batch_failures
 from infra.resources import FUNCTIONS, JOBS_VISIBILITY_TIMEOUT_S
 from tests.functional.moto_lambda import echo_function
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: API Gateway's integration timeout (REST APIs).
 API_GATEWAY_TIMEOUT_S = 29
 

@@ -16,10 +16,10 @@ from chalicelib.actions import Registry
 from chalicelib.settings import Settings
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
+from tests.functional.api.v1.test_queue_submit import job_of
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_engine import start_in_background
 from tests.functional.engine_helpers import Pipeline
-from tests.functional.test_engine import start_in_background
-from tests.functional.test_queue_submit import job_of
 
 JOBS = "/v1/queue/jobs"
 HITL = "/v1/queue/hitl"

@@ -12,8 +12,8 @@ import pytest
 from chalicelib.auth.service import Role
 from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S
 from tests.conftest import Token
+from tests.functional.api.v1.test_scheduled_tasks import TASKS, assert_problem, new_task
 from tests.functional.conftest import Api, body
-from tests.functional.test_scheduled_tasks import TASKS, assert_problem, new_task
 
 
 @pytest.fixture

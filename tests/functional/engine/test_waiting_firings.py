@@ -17,8 +17,8 @@ from chalicelib.storage.tasks import SlotState, TaskStore
 from chalicelib.tasks.model import Task
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock
+from tests.functional.engine.test_engine import wait_until
 from tests.functional.engine_helpers import ACME, Pipeline, runs
-from tests.functional.test_engine import wait_until
 
 #: Fires once a year: every run in these tests is a trigger the test makes.
 YEARLY = "0 0 1 1 *"

@@ -20,9 +20,9 @@ from chalicelib.tasks.model import Task, TaskSpec
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
+from tests.functional.engine.test_engine import start_in_background, wait_until
+from tests.functional.engine.test_engine_faults import dying_executor
 from tests.functional.engine_helpers import ACME, Pipeline, runs
-from tests.functional.test_engine import start_in_background, wait_until
-from tests.functional.test_engine_faults import dying_executor
 
 
 def service(services: Services, **spec: object) -> Task:
