@@ -2,14 +2,20 @@
 
 from chalice.app import Chalice, Rate
 
-from chalicelib import handlers
-from chalicelib.api import admin_tokens, hitl, meta, observability, queue, runs, scheduled_tasks
-from chalicelib.api import catalogue as catalogue_routes
-from chalicelib.api import dead_letters as dead_letter_routes
-from chalicelib.api import me as me_routes
-from chalicelib.api import records as records_routes
-from chalicelib.api import schedule_preview as preview_routes
-from chalicelib.api import synapse as synapse_admin
+from chalicelib.api import meta
+from chalicelib.api.seeds import catalogue as catalogue_routes
+from chalicelib.api.seeds import records as records_routes
+from chalicelib.api.seeds import synapse as synapse_admin
+from chalicelib.api.v1 import admin_tokens, hitl, observability, queue, runs, scheduled_tasks
+from chalicelib.api.v1 import dead_letters as dead_letter_routes
+from chalicelib.api.v1 import me as me_routes
+from chalicelib.api.v1 import schedule_preview as preview_routes
+from chalicelib.engine import handlers
+from chalicelib.settings import deploy_time
+
+#: Read while this module is imported: Chalice takes the event sources' queues
+#: (and the routes their CORS) at decoration time (chalicelib/settings.py).
+deployed = deploy_time()
 
 app = Chalice(app_name="tickwork")
 app.register_blueprint(meta.bp)
@@ -28,11 +34,11 @@ app.register_blueprint(records_routes.bp)
 
 tick = app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
 # Invoked by the tick (asynchronously, once per shard), so a tick's shards run in
-# parallel invocations (chalicelib/fanout.py).
+# parallel invocations (chalicelib/engine/fanout.py).
 tick_shard = app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
-execute_jobs = app.on_sqs_message(queue=handlers.JOBS_QUEUE, batch_size=10, name="execute_jobs")(
+execute_jobs = app.on_sqs_message(queue=deployed.jobs_queue, batch_size=10, name="execute_jobs")(
     handlers.on_jobs
 )
 dead_letters = app.on_sqs_message(
-    queue=handlers.DEAD_LETTER_QUEUE, batch_size=10, name="dead_letters"
+    queue=deployed.dead_letter_queue, batch_size=10, name="dead_letters"
 )(handlers.on_dead_letters)

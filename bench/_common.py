@@ -182,7 +182,7 @@ class CallCounter:
 
     `install()` attaches it to every client created from then on, whatever
     creates it: pynamodb makes its clients from a botocore session of its own,
-    chalicelib.messaging from another, boto3 from a third; all of them go
+    chalicelib.jobs.sqs from another, boto3 from a third; all of them go
     through `botocore.session.Session.create_client`.
     """
 

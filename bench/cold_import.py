@@ -84,7 +84,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--ours",
-        default="chalicelib.logs,chalicelib.observability,chalicelib.metrics",
+        default="chalicelib.logs,chalicelib.metrics.service,chalicelib.metrics.model",
         help="comma-separated modules inside the handler to report (what extras would replace)",
     )
     args = parser.parse_args()

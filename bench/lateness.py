@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from bench._common import percentile, table
-from chalicelib.schedules import fire_times, parse_schedule, parse_timezone
+from chalicelib.schedules.model import fire_times, parse_schedule, parse_timezone
 from infra.stack_process import StackProcess, free_port
 
 TASKS = "/v1/scheduled-tasks"

@@ -44,9 +44,9 @@ def record_one_job() -> tuple[list[Call], str]:
 
     from app import app
     from bench._common import moto_stage
-    from chalicelib import services as services_module
-    from chalicelib.auth import Role
-    from chalicelib.services import Services
+    from chalicelib import wiring as services_module
+    from chalicelib.auth.service import Role
+    from chalicelib.wiring import Services
 
     calls: list[Call] = []
     recording = threading.Event()
@@ -73,7 +73,7 @@ def record_one_job() -> tuple[list[Call], str]:
             headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
             sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
             url = sqs.get_queue_url(QueueName=settings.queue_name("jobs"))["QueueUrl"]
-            services.queue.url("jobs")  # the stack's workers know it when the job arrives
+            services.sqs.url("jobs")  # the stack's workers know it when the job arrives
             with Client(app) as client:
                 # One job first, unrecorded: clients and table descriptions are
                 # made once per process, not per job.

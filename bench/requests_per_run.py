@@ -14,7 +14,7 @@ second is the steady state the table shows.
 
 Every call is counted with a botocore `after-call` hook registered on every
 client the code makes (pynamodb's per-model and transaction connections, the
-SQS client of `chalicelib.messaging`), by patching
+SQS client of `chalicelib.jobs.sqs`), by patching
 `botocore.session.Session.create_client` (see `bench._common.CallCounter`).
 The benchmark's own receive/delete calls stand in for Lambda's poller and are
 counted apart: they are not Tickwork's code.
@@ -40,11 +40,11 @@ from bench._common import (
     quiet_logs,
     table,
 )
-from chalicelib.auth import Principal, Role
+from chalicelib.auth.service import Principal, Role
 from chalicelib.clock import ManualClock
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
-from chalicelib.task_model import TaskSpec
+from chalicelib.jobs.model import JobStatus
+from chalicelib.tasks.model import TaskSpec
+from chalicelib.wiring import Services
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
 CREATED_AT = datetime(2027, 1, 4, 9, 0, 30, tzinfo=UTC)

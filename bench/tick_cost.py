@@ -57,14 +57,14 @@ from bench._common import (
     table,
 )
 from chalicelib.actions import registry
-from chalicelib.auth import Principal, Role
+from chalicelib.auth.service import Principal, Role
 from chalicelib.clock import ManualClock, SortableIds
-from chalicelib.services import Services
 from chalicelib.settings import Settings
 from chalicelib.storage.binding import Tables, bind_tables
 from chalicelib.storage.tasks import TaskStore, name_key
-from chalicelib.task_model import Task, TaskSpec
-from chalicelib.tasks import TaskService
+from chalicelib.tasks.model import Task, TaskSpec
+from chalicelib.tasks.service import TaskService
+from chalicelib.wiring import Services
 from infra.local import provision
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
@@ -187,7 +187,7 @@ def run_size(
             # The queue URL is looked up on the first send and cached. Done here so
             # the measured tick is a warm one: looked up from the tick's 8 threads
             # at once, it costs up to 8 GetQueueUrl (see bench/README.md).
-            services.queue.url("jobs")
+            services.sqs.url("jobs")
         assert idle.tasks_read == 0 and idle.jobs_created == 0, idle
 
         clock.set(TICK_AT)

@@ -65,14 +65,14 @@ from bench._common import (
 from bench.tick_cost import CREATED_AT, DUE_SCHEDULE, PRINCIPAL, TICK_AT, BulkTaskStore
 from chalicelib.actions import registry
 from chalicelib.clock import ManualClock, SortableIds
-from chalicelib.fanout import INVOKERS, LambdaShards, tick_shard_function
-from chalicelib.services import Services
+from chalicelib.engine.fanout import INVOKERS, LambdaShards, tick_shard_function
+from chalicelib.engine.tick import GROUP_TASKS, Tick
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tasks import TaskStore
-from chalicelib.task_model import TaskSpec
-from chalicelib.tasks import TaskService
-from chalicelib.tick import GROUP_TASKS, Tick
+from chalicelib.tasks.model import TaskSpec
+from chalicelib.tasks.service import TaskService
+from chalicelib.wiring import Services
 from infra.local import provision
 from tests.functional.moto_lambda import docker_free_function
 
@@ -179,7 +179,7 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
         tick = Tick(
             TaskStore(settings, services.tables),
             JobStore(settings, services.tables),
-            services.queue,
+            services.sqs,
             clock,
             shards=1,
             lookahead_s=settings.lookahead_s,
@@ -187,14 +187,14 @@ def measure(tasks: int, groups_in_flight: int, counter: CallCounter, shards: int
             groups_in_flight=groups_in_flight,
         )
         # Warm clients and the queue URL (a warm invocation's state), nothing due.
-        services.queue.url("jobs")
+        services.sqs.url("jobs")
         tick.run_shards([0])
 
         docker_free_function(moto.endpoint_url, tick_shard_function(stage))
         fan_out = Tick(
             TaskStore(settings, services.tables),
             JobStore(settings, services.tables),
-            services.queue,
+            services.sqs,
             clock,
             shards=shards,
             lookahead_s=settings.lookahead_s,

@@ -42,11 +42,11 @@ from pydantic import BaseModel, ConfigDict
 from bench._common import CallCounter, Tally, fake_aws_credentials, moto_stage, quiet_logs, table
 from chalicelib.actions import Action, ActionContext, Registry
 from chalicelib.actions.builtin import BUILTIN
-from chalicelib.auth import Principal, Role
+from chalicelib.auth.service import Principal, Role
 from chalicelib.clock import ManualClock
-from chalicelib.jobs import JobStatus
-from chalicelib.services import Services
-from chalicelib.task_model import TaskSpec
+from chalicelib.jobs.model import JobStatus
+from chalicelib.tasks.model import TaskSpec
+from chalicelib.wiring import Services
 
 PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
 START = datetime(2027, 1, 4, 9, 0, 0, tzinfo=UTC)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             sqs: Any = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
             counter.detach(sqs)
-            url = services.queue.url("jobs")
+            url = services.sqs.url("jobs")
             spec: dict[str, Any] = {
                 "name": "held",
                 "schedule": "0 0 1 1 *",

@@ -11,14 +11,14 @@
     └── ValidationFailed          (422: carries FieldError entries)
 
 Each API surface renders these in its own format in one place, its `Surface`:
-problem+json (`chalicelib.api.problems`), Matrix (`chalicelib.api.matrix_errors`)
-or Huawei-style (`chalicelib.api.records`).
+problem+json (`chalicelib.api.errors.problems`), Matrix (`chalicelib.api.errors.matrix`)
+or Huawei-style (`chalicelib.api.seeds.records`).
 
 Three other exceptions never reach a caller as such: `ActionFailed` and
 `LogLimitExceeded` (chalicelib.actions) are how a run ends, recorded on the job;
 `StorageConflict` (chalicelib.storage) is a conditional write that lost, which
 the services turn into a Conflict or a retry; `ScheduleError`
-(chalicelib.schedules) is a schedule that does not parse, which the task model
+(chalicelib.schedules.model) is a schedule that does not parse, which the task model
 turns into a ValidationFailed at the field.
 """
 

@@ -1,6 +1,9 @@
 """Settings: one frozen object built from the environment.
 
 Nothing else in the code reads `os.environ`; handlers receive a `Settings`.
+The environment is read when the services are first used (`wiring.services()`),
+never when a module is imported, but for what Chalice needs while `app.py` is
+imported: `deploy_time()` reads that, and is the only read at import time.
 """
 
 from __future__ import annotations
@@ -156,11 +159,41 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class DeployTime:
+    """What Chalice takes when `app.py` is imported (decoration time), which
+    `chalice package`/`deploy` turns into the deployed configuration."""
+
+    #: The SQS queues the executor's and the dead-letter handler's event sources
+    #: read (`@app.on_sqs_message(queue=...)`), named from the stage.
+    jobs_queue: str
+    dead_letter_queue: str
+    #: The console's origin, from which the `/v1` routes' CORS configuration is
+    #: made when they are registered (API Gateway's preflight answers are
+    #: generated from it at deploy time); None: no CORS.
+    console_origin: str | None
+
+
+def deploy_time(env: Mapping[str, str] | None = None) -> DeployTime:
+    """The settings Chalice needs at decoration time: the one place the
+    environment is read while modules are imported (by `app.py` for the event
+    sources' queues, by `api/routing.py` for CORS). Only `TICKWORK_STAGE` and
+    `TICKWORK_CONSOLE_ORIGIN` are read; everything else waits for the services'
+    first use (`Settings.from_env()` in `wiring.services()`)."""
+    env = os.environ if env is None else env
+    stage = Settings(stage=env.get("TICKWORK_STAGE", Settings.stage))
+    return DeployTime(
+        jobs_queue=stage.queue_name("jobs"),
+        dead_letter_queue=stage.queue_name("jobs-dlq"),
+        console_origin=console_origin(env),
+    )
+
+
 def console_origin(env: Mapping[str, str] | None = None) -> str | None:
     """`TICKWORK_CONSOLE_ORIGIN` as `scheme://host[:port]`, or None when unset.
 
-    Read on its own too because routes take their CORS configuration when the
-    app is imported (API Gateway's preflight answers are generated from it).
+    Also read on its own, by `deploy_time()`: routes take their CORS
+    configuration when the app is imported.
     """
     env = os.environ if env is None else env
     origin = (env.get("TICKWORK_CONSOLE_ORIGIN") or "").strip().rstrip("/")

@@ -13,9 +13,9 @@ import argparse
 import sys
 from dataclasses import replace
 
-from chalicelib.auth import DEFAULT_PROJECT, Role
-from chalicelib.services import Services
+from chalicelib.auth.service import DEFAULT_PROJECT, Role
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 
 
 def issue_admin_token(settings: Settings, project: str, name: str) -> str:

@@ -28,9 +28,9 @@ import annotated_types
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic.fields import FieldInfo
 
-from chalicelib.approval_model import ApprovalStatus
-from chalicelib.jobs import JobStatus
-from chalicelib.task_model import TaskSpec
+from chalicelib.approvals.model import ApprovalStatus
+from chalicelib.jobs.model import JobStatus
+from chalicelib.tasks.model import TaskSpec
 
 CONSOLE = Path(__file__).resolve().parents[1] / "console"
 TEMPLATES = CONSOLE / "templates"

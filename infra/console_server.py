@@ -33,7 +33,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from chalice.app import Chalice
 from chalice.local import ChaliceRequestHandler, LocalGatewayException, RouteMatcher
 
-from chalicelib.api.problems import ERROR_SCHEMA_PATH, ErrorModel
+from chalicelib.api.errors.problems import ERROR_SCHEMA_PATH, ErrorModel
 from infra.console_build import content_security_policy
 
 PREFIX = "/console"

@@ -146,7 +146,7 @@ NEEDS: dict[str, Needs] = {
         )
     ),
     # The minute tick only starts one `tick_shard` invocation per shard
-    # (asynchronously, chalicelib/fanout.py); it reads and writes no data.
+    # (asynchronously, chalicelib/engine/fanout.py); it reads and writes no data.
     "tick": Needs(invokes=("tick_shard",)),
     "tick_shard": _SHARD_WORK,
     # The executor: claims and runs jobs, records results, prunes old runs,

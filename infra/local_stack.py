@@ -47,12 +47,12 @@ import boto3
 from chalice.config import Config
 from chalice.local import LambdaContext
 
-from chalicelib import services as services_module
-from chalicelib.auth import DEFAULT_PROJECT, Role
+from chalicelib import wiring as services_module
+from chalicelib.auth.service import DEFAULT_PROJECT, Role
+from chalicelib.engine.fanout import shard_event
 from chalicelib.errors import Unauthenticated
-from chalicelib.fanout import shard_event
-from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 from infra.api_server import ApiServer
 from infra.console_build import build as build_console
 from infra.console_server import console_handler
@@ -234,8 +234,8 @@ def serve(config: LocalConfig) -> int:
         console_dir.cleanup()
         return 1
     stop = threading.Event()
-    jobs_url = current.queue.url("jobs")
-    dlq_url = current.queue.url("jobs-dlq")
+    jobs_url = current.sqs.url("jobs")
+    dlq_url = current.sqs.url("jobs-dlq")
 
     def daemon(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=name, daemon=True)

@@ -23,7 +23,7 @@ Json = dict[str, Any]
 
 #: Seconds a received job message stays invisible before SQS redelivers it:
 #: six times the executor's Lambda timeout (900 s), AWS's guidance for an SQS
-#: event source (tests/unit/test_lambda_fit.py checks it against the config).
+#: event source (tests/unit/infra/test_lambda_fit.py checks it against the config).
 JOBS_VISIBILITY_TIMEOUT_S = 6 * 900
 #: Receives after which SQS moves a message to the dead-letter queue.
 JOBS_MAX_RECEIVE_COUNT = 5

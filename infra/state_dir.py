@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from chalicelib.auth import SECRET_PREFIX
+from chalicelib.auth.service import SECRET_PREFIX
 
 DEFAULT_STATE_DIR = ".tickwork"
 LOCK_NAME = "stack.lock"

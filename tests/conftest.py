@@ -19,13 +19,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib import services as services_module
+from chalicelib import wiring as services_module
 from chalicelib.actions import Action, ActionContext, Registry
 from chalicelib.actions.builtin import BUILTIN
-from chalicelib.auth import Role
+from chalicelib.auth.service import Role
 from chalicelib.clock import ManualClock
-from chalicelib.services import Services
 from chalicelib.settings import Settings
+from chalicelib.wiring import Services
 from infra.local import provision
 
 # moto and botocore want credentials and a region even when nothing is real.

@@ -1,6 +1,6 @@
 """Actions: named handlers with a pydantic args model (DESIGN §6).
 
-    registry().get("echo").run(ctx, args)
+    registry(settings).get("echo").run(ctx, args)
 
 Built-ins live in `chalicelib.actions.builtin`; plugins add actions through
 the `tickwork.actions` entry-point group (each entry point names an `Action`

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.clock import Clock
 from chalicelib.errors import ValidationFailed, from_pydantic
-from chalicelib.jobs import Job
+from chalicelib.jobs.model import Job
 from chalicelib.settings import Settings
 
 
@@ -158,11 +158,11 @@ class Registry:
 _registries: dict[tuple[str, ...], Registry] = {}
 
 
-def registry(settings: Settings | None = None) -> Registry:
+def registry(settings: Settings) -> Registry:
     """Built-in actions, those of installed `tickwork.actions` plugins, and the
-    `ACTIONS` of each module in `settings.action_modules` (settings default to
-    the environment's). Built once per module list."""
-    modules = (settings or Settings.from_env()).action_modules
+    `ACTIONS` of each module in `settings.action_modules`. Built once per
+    module list."""
+    modules = settings.action_modules
     if modules not in _registries:
         from chalicelib.actions.builtin import BUILTIN
 

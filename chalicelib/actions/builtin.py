@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.actions import ai, http_request, lambda_invoke, query, rooms
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
-from chalicelib.task_model import MAX_RUN_TIMEOUT_S
+from chalicelib.tasks.model import MAX_RUN_TIMEOUT_S
 
 
 class EchoArgs(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from chalicelib.actions.base import Action, ActionContext, ActionFailed
 from chalicelib.actions.netguard import AddressPolicy
 from chalicelib.actions.transport import Response, send, shown, time_left_s
-from chalicelib.jobs import Job
+from chalicelib.jobs.model import Job
 
 #: Largest answer body read from a webhook or homeserver.
 MAX_ANSWER_BYTES = 64 * 1024

@@ -8,7 +8,7 @@ from chalice.app import Blueprint
 from pydantic import BaseModel
 
 from chalicelib.api import openapi
-from chalicelib.api.problems import ERROR_SCHEMA_PATH, PROBLEMS, ErrorModel
+from chalicelib.api.errors.problems import ERROR_SCHEMA_PATH, PROBLEMS, ErrorModel
 from chalicelib.api.routing import Call, endpoint, json_response
 
 bp = Blueprint(__name__)
@@ -45,7 +45,7 @@ def health(call: Call) -> Health:
     auth="none",
 )
 def openapi_json(call: Call) -> Any:
-    return json_response(openapi.document(actions=call.services.jobs.action_names()))
+    return json_response(openapi.document(actions=call.services.queue.action_names()))
 
 
 @endpoint(

@@ -18,15 +18,15 @@ from typing import Any, Literal, Protocol, get_args, get_origin
 from chalice.app import Blueprint, CORSConfig, Request, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.auth import Principal
+from chalicelib.auth.service import Principal
 from chalicelib.errors import (
     BadRequest,
     PayloadTooLarge,
     TickworkError,
     from_pydantic,
 )
-from chalicelib.services import Services, services
-from chalicelib.settings import console_origin
+from chalicelib.settings import deploy_time
+from chalicelib.wiring import Services, services
 
 logger = logging.getLogger("tickwork.api")
 
@@ -61,9 +61,10 @@ def cors_config(origin: str | None) -> CORSConfig | None:
     )
 
 
-#: Taken when the routes are registered: API Gateway's preflight (OPTIONS)
-#: answers are generated from each route's configuration at deploy time.
-CORS = cors_config(console_origin())
+#: Taken when the routes are registered (Chalice's `cors=` at decoration time):
+#: API Gateway's preflight (OPTIONS) answers are generated from each route's
+#: configuration at deploy time, so this cannot wait for the first request.
+CORS = cors_config(deploy_time().console_origin)
 
 
 class Surface(Protocol):

@@ -15,9 +15,9 @@ from typing import Any
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.approval_model import ApprovalRequest, ApprovalStatus
+from chalicelib.approvals.model import ApprovalRequest, ApprovalStatus
 from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import Job, JobStatus
+from chalicelib.jobs.model import Job, JobStatus
 from chalicelib.settings import Settings
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, failed_positions

@@ -13,7 +13,7 @@ from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.jobs import JobStatus
+from chalicelib.jobs.model import JobStatus
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.tables import JobRecord, shard_of
 

@@ -11,7 +11,7 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.clock import to_ms
-from chalicelib.jobs import Job, JobStatus
+from chalicelib.jobs.model import Job, JobStatus
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.stored_jobs import (

@@ -18,7 +18,7 @@ from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib.clock import to_ms
-from chalicelib.jobs import STARTABLE, TERMINAL, Job, JobStatus, can_move
+from chalicelib.jobs.model import STARTABLE, TERMINAL, Job, JobStatus, can_move
 from chalicelib.settings import Settings
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, condition_failed

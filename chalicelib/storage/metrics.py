@@ -10,7 +10,7 @@ fails while the map does not exist):
 
 - `n_<outcome>`: jobs that ended with that status (`n_complete`, ...);
 - `r<bucket>`: run-time histogram, `w<bucket>`: queue-wait histogram, with
-  the buckets of `chalicelib.metrics` (`r0` .. `r81`);
+  the buckets of `chalicelib.metrics.model` (`r0` .. `r81`);
 - `expires_at_s`: TTL, KEEP after the minute.
 
 They are not declared on `MetricRecord` (their names are data), so this module
@@ -25,7 +25,7 @@ from typing import Any
 
 from pynamodb.expressions.operand import Path
 
-from chalicelib.metrics import MetricRow, Sample, bucket_of, minute_of
+from chalicelib.metrics.model import MetricRow, Sample, bucket_of, minute_of
 from chalicelib.storage.binding import Tables
 
 #: How long counters are kept (DynamoDB TTL): a week of windows and a day to spare.

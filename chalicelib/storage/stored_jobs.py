@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.clock import from_ms, to_ms
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 from chalicelib.storage.job_listing import action_shard, status_shard
 from chalicelib.storage.tables import JobRecord
-from chalicelib.task_model import Task
+from chalicelib.tasks.model import Task
 
 #: The one partition of the sparse `dead_letters` index.
 DEAD_LETTER_PARTITION = "dead"

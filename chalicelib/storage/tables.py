@@ -1,7 +1,7 @@
 """PynamoDB models of Tickwork's tables.
 
 The physical definitions (keys, attribute types, indexes, TTL) live in
-`infra/resources.py`; `tests/unit/test_tables_match_infra.py` checks these
+`infra/resources.py`; `tests/unit/infra/test_tables_match_infra.py` checks these
 models against it. These classes name no table: `binding.bind_tables(settings)`
 makes a stage's subclasses of them, which do.
 """

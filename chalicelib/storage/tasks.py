@@ -20,7 +20,7 @@ from chalicelib.storage.errors import StorageConflict, condition_failed, failed_
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, shard_of
 from chalicelib.storage.task_slots import TaskSlots
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.tasks.model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
 #: not repeated inside the `spec` JSON: each fact is stored once.

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chalicelib.auth import hash_secret
+from chalicelib.auth.service import hash_secret
 from tests.e2e.conftest import LocalStack, free_port
 from tests.e2e.test_queue_e2e import result, submit, token
 

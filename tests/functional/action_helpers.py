@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.actions import ActionContext, LogCapture
-from chalicelib.jobs import Job, JobStatus, Trigger
+from chalicelib.jobs.model import Job, JobStatus, Trigger
 from chalicelib.settings import Settings
 from tests.conftest import FakeClock
 

@@ -8,8 +8,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.services import Services
-from chalicelib.task_model import Task, TaskSpec
+from chalicelib.tasks.model import Task, TaskSpec
+from chalicelib.wiring import Services
 from tests.functional.engine_helpers import ACME, Pipeline
 
 

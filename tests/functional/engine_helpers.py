@@ -10,12 +10,12 @@ from chalice.local import LambdaContext
 from chalice.test import Client
 
 from app import app
-from chalicelib.auth import Principal, Role
-from chalicelib.fanout import shard_event, shards_of
-from chalicelib.jobs import Job
-from chalicelib.services import Services
-from chalicelib.services import services as current_services
-from chalicelib.task_model import EXECUTOR_TIMEOUT_S, Task
+from chalicelib.auth.service import Principal, Role
+from chalicelib.engine.fanout import shard_event, shards_of
+from chalicelib.jobs.model import Job
+from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S, Task
+from chalicelib.wiring import Services
+from chalicelib.wiring import services as current_services
 from infra.local_stack import function_timeout_s
 
 #: `tick_shard`'s Lambda timeout as deployed (.chalice/config.json).
@@ -40,8 +40,8 @@ class Pipeline:
         self.sqs = boto3.client(
             "sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region
         )
-        self.jobs_url = services.queue.url("jobs")
-        self.dlq_url = services.queue.url("jobs-dlq")
+        self.jobs_url = services.sqs.url("jobs")
+        self.dlq_url = services.sqs.url("jobs-dlq")
         #: Shard events the minute's tick started, in the order Lambda would queue them.
         self.started: list[dict[str, Any]] = []
         # As deployed the tick invokes `tick_shard` asynchronously; here the events

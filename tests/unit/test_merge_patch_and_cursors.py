@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.errors import PreconditionFailed, ValidationFailed
 from chalicelib.storage.pages import decode_cursor, encode_cursor
-from chalicelib.tasks import merge_patch, parse_if_match
+from chalicelib.tasks.service import merge_patch, parse_if_match
 
 
 @pytest.mark.parametrize(

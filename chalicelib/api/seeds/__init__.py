@@ -1,0 +1,1 @@
+"""The seed surfaces (Synapse admin, task catalogue, records): thin over the services."""

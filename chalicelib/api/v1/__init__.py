@@ -1,0 +1,1 @@
+"""The canonical /v1 routes: tasks, the queue, approvals, runs, tokens, previews."""

@@ -1,0 +1,1 @@
+"""Human approvals (HITL): the request model and the service that decides them."""

@@ -1,0 +1,1 @@
+"""Tokens and principals: who is calling, and what they may do."""

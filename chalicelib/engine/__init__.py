@@ -1,0 +1,1 @@
+"""The engine: dispatch, the tick, the executor and its parts, the Lambda handlers."""

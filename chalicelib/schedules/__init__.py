@@ -1,0 +1,1 @@
+"""Schedules: parsing and computing fire times, and saying them in English."""
