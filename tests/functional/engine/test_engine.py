@@ -322,6 +322,8 @@ def test_on_overlap_allow_runs_side_by_side(
     task = make_task(on_overlap="allow", action="block")
     first = second_firing_while_first_runs(pipeline, clock, calls)
     second = start_in_background(pipeline, calls, 2)
+    # Both runs are under way at once: neither can end before the release.
+    assert [j.status for j in runs(services, task)] == [JobStatus.ACTIVE] * 2
     calls.release.set()
     first.join(10)
     second.join(10)
