@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run reset test checks lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
+.PHONY: run reset test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -26,19 +26,8 @@ reset: $(VENV)/.installed  ## Delete the local stack's data ($${TICKWORK_STATE_D
 # pytest-xdist workers (docs/testing.md): e2e tests spend much of their time
 # waiting on a stack's real-time runs, but the rest is CPU-bound: one worker per core.
 TEST_WORKERS ?= 2
-# The static checks run beside pytest, on the core time its e2e tests leave idle
-# while they wait on real-time runs (they took ~40-75 s before it, one after
-# another); their output is printed after pytest's, and either failing fails.
-test: $(VENV)/.installed chromium  ## Lint, type-check and run every test
-	@mkdir -p build
-	@$(MAKE) --no-print-directory checks > build/checks.log 2>&1 & checks=$$!; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25; tested=$$?; \
-	wait $$checks; checked=$$?; \
-	echo "--- make checks (ruff, mypy, cfn-lint):"; cat build/checks.log; \
-	if [ $$checked -ne 0 ]; then echo "make checks failed"; fi; \
-	exit $$(( tested || checked ))
-
-checks: lint typecheck cfn-lint  ## ruff, mypy and cfn-lint (make test runs them)
+test: $(VENV)/.installed chromium lint typecheck cfn-lint  ## Lint, type-check and run every test
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=25
 
 # The console tests drive Debian's Chromium (never Playwright's download).
 # Installed once; a machine that has it skips this in no time.
