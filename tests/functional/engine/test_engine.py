@@ -124,22 +124,6 @@ def test_retries_back_off_and_end_failed_when_attempts_run_out(
     assert services.tasks.get(ACME, task.id).last_status == "failed"
 
 
-def test_a_run_past_its_timeout_fails_with_error_timeout(
-    services: Services,
-    pipeline: Pipeline,
-    clock: FakeClock,
-    calls: Calls,
-    make_task: Callable[..., Task],
-) -> None:
-    task = make_task(action="block", timeout=0.2)
-    clock.advance(10)
-    pipeline.tick()
-    pipeline.deliver()
-    [job] = runs(services, task)
-    assert job.status is JobStatus.FAILED
-    assert job.error == "timeout"
-
-
 def test_pause_after_failures_disables_the_task(
     services: Services,
     pipeline: Pipeline,

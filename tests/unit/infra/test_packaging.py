@@ -1,24 +1,114 @@
-"""The deployment package stays lean and in step with pyproject.toml."""
+"""The deployment package stays lean, in step with pyproject.toml, and runs alone.
+
+The package is what `make package` builds (`make test` builds it before pytest,
+for cfn-lint); a test run that finds it missing or older than the code builds it
+the same way. It is judged by what it holds and by what it does in an
+interpreter that sees only the package and what the Lambda runtime provides.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
+
+import pytest
 
 from infra.requirements import render
 
 ROOT = Path(__file__).resolve().parents[3]
+PACKAGE = ROOT / "build" / "chalice" / "deployment.zip"
+#: What the Lambda Python runtime brings besides the standard library.
+LAMBDA_RUNTIME = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "six.py")
+#: A fresh interpreter that sees only the package and the runtime's modules:
+#: it answers one API request and says where every module it loaded came from.
+PROBE = """
+import json, sys
+package, runtime = sys.argv[1], sys.argv[2]
+sys.path[:0] = [package, runtime]
+import app
+request = {
+    "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET",
+    "headers": {}, "multiValueHeaders": {}, "queryStringParameters": None,
+    "multiValueQueryStringParameters": None, "pathParameters": None,
+    "stageVariables": None, "body": None, "isBase64Encoded": False,
+    "requestContext": {"resourcePath": "/openapi.json", "httpMethod": "GET",
+                       "stage": "api", "requestId": "r", "identity": {"sourceIp": "192.0.2.1"}},
+}
+class Context:
+    aws_request_id = "r"
+    function_name = "tickwork-dev"
+answer = app.app(request, Context())
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+print(json.dumps({"status": answer["statusCode"], "body": answer["body"], "files": files}))
+"""
+
+
+def _newest_source() -> float:
+    sources = [ROOT / "app.py", ROOT / "requirements.txt", ROOT / "pyproject.toml"]
+    sources += (ROOT / "chalicelib").rglob("*.py")
+    return max(path.stat().st_mtime for path in sources)
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not PACKAGE.exists() or PACKAGE.stat().st_mtime < _newest_source():
+        subprocess.run(["make", "package"], cwd=ROOT, check=True, capture_output=True)
+    unpacked = tmp_path_factory.mktemp("package")
+    with zipfile.ZipFile(PACKAGE) as package:
+        package.extractall(unpacked)
+    return unpacked
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runtime's own modules, linked from this environment's site-packages."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    site = Path(sysconfig.get_paths()["purelib"])
+    for name in LAMBDA_RUNTIME:
+        (runtime / name).symlink_to(site / name)
+    return runtime
 
 
 def test_requirements_txt_is_generated_from_pyproject() -> None:
     assert (ROOT / "requirements.txt").read_text() == render()
 
 
-def test_boto3_botocore_and_the_chalice_cli_stay_out_of_the_package() -> None:
-    listed = render().lower()
-    for name in ("boto3", "botocore", "chalice"):
-        assert f"\n{name}" not in listed
+def test_the_package_holds_neither_the_aws_sdk_nor_the_chalice_cli(package_dir: Path) -> None:
+    top_level = {path.name for path in package_dir.iterdir()}
+    assert not top_level & {"boto3", "botocore", "s3transfer", "moto", "pytest", "infra"}
+    assert sorted(p.name for p in (package_dir / "chalice").iterdir()) == [
+        "__init__.py",
+        "app.py",
+    ]
+    assert {"app.py", "chalicelib", "pynamodb", "pydantic", "croniter"} <= top_level
+
+
+def test_the_package_serves_with_only_the_lambda_runtime_beside_it(
+    package_dir: Path, runtime_dir: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", PROBE, str(package_dir), str(runtime_dir)],
+        capture_output=True,
+        text=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["status"] == 200
+    assert "/v1/scheduled-tasks" in json.loads(probe["body"])["paths"]
+    stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
+    allowed = (str(package_dir), str(runtime_dir), *stdlib)
+    assert [path for path in probe["files"] if not path.startswith(allowed)] == []
+    loaded = {
+        Path(path).relative_to(runtime_dir).parts[0]
+        for path in probe["files"]
+        if path.startswith(str(runtime_dir))
+    }
+    assert "botocore" in loaded  # the runtime's, not a copy in the package
 
 
 def test_app_imports_no_test_or_dev_tooling() -> None:
