@@ -35,7 +35,7 @@ class ApprovalStore:
         self._approvals = tables.approvals
         self._job_model = tables.jobs
         self._jobs = jobs
-        self._transactions = tables.transactions
+        self._connection = tables.connection
 
     def _shard(self, request_id: str) -> str:
         return str(shard_of(request_id, self._settings.due_shards))
@@ -203,7 +203,7 @@ class ApprovalStore:
         conflict_at_1: str = "changed",
     ) -> None:
         try:
-            with TransactWrite(connection=self._transactions.get()) as tx:
+            with TransactWrite(connection=self._connection) as tx:
                 fill(tx)
         except TransactWriteError as exc:
             failed = failed_positions(exc)

@@ -8,6 +8,12 @@ copies each index onto the subclass (bound to it), so `tables.jobs.by_task`
 queries the stage's jobs table. Each subclass has its own `DoesNotExist`
 (derived from `pynamodb.exceptions.DoesNotExist`, not from the base model's):
 catch the bound class's.
+
+All of a stage's models, and its transactions, go through one PynamoDB
+`Connection` and so one botocore client. PynamoDB would make a connection per
+model, each with a botocore session of its own that loads DynamoDB's service
+model anew: ~80 ms of CPU apiece, paid again by every model a cold Lambda
+function touches. A botocore client is safe to share between threads.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from pynamodb.connection import Connection
 from pynamodb.models import Model
 
 from chalicelib.settings import TABLES, Settings
@@ -28,7 +35,6 @@ from chalicelib.storage.tables import (
     TokenRecord,
     UniqueRecord,
 )
-from chalicelib.storage.transactions import TransactionConnection
 
 M = TypeVar("M", bound=Model)
 
@@ -62,7 +68,8 @@ class Binding:
 @dataclass(frozen=True)
 class Tables:
     """A stage's models, each a subclass bound to that stage's table, and the
-    connection its DynamoDB transactions go through (built on first use)."""
+    one connection they and the stage's transactions share (its client is made
+    on the first call)."""
 
     binding: Binding
     tasks: type[TaskRecord]
@@ -71,22 +78,19 @@ class Tables:
     tokens: type[TokenRecord]
     metrics: type[MetricRecord]
     uniques: type[UniqueRecord]
-    transactions: TransactionConnection
+    connection: Connection
 
     @property
     def models(self) -> tuple[type[Model], ...]:
         return (self.tasks, self.jobs, self.approvals, self.tokens, self.metrics, self.uniques)
 
     def connect(self) -> None:
-        """Make every model's botocore client now, one after another. PynamoDB
-        makes a model's client on its first call and does not lock: threads
-        that start together (the local stack's eight shard passes at its first
-        tick) each make their own, ~0.1 s of CPU apiece, and a stop right after
-        a start waited ~1.5 s for them. A Lambda function does not call this: it
-        makes only the clients its path needs."""
-        for model in self.models:
-            model._get_connection().connection.client  # noqa: B018 (made on access)
-        self.transactions.get().client  # noqa: B018
+        """Make the stage's botocore client now. PynamoDB makes it on the first
+        call and does not lock: threads that start together (the local stack's
+        eight shard passes at its first tick) would each make one, ~0.1 s of CPU
+        apiece, and a stop right after a start waited for them. A Lambda
+        function does not call this: its first call makes the client."""
+        self.connection.client  # noqa: B018 (made on access)
 
 
 def bind_tables(
@@ -119,28 +123,31 @@ def bind_tables(
 
 @functools.lru_cache(maxsize=CACHED_BINDINGS)
 def _bind(binding: Binding) -> Tables:
+    connection = Connection(
+        region=binding.region,
+        host=binding.host,
+        read_timeout_seconds=binding.read_timeout_s,
+        max_retry_attempts=binding.max_retry_attempts,
+        max_pool_connections=binding.max_pool_connections,
+        aws_access_key_id=binding.aws_access_key_id,
+        aws_secret_access_key=binding.aws_secret_access_key,
+    )
     return Tables(
         binding=binding,
-        tasks=_bound(TaskRecord, binding),
-        jobs=_bound(JobRecord, binding),
-        approvals=_bound(ApprovalRecord, binding),
-        tokens=_bound(TokenRecord, binding),
-        metrics=_bound(MetricRecord, binding),
-        uniques=_bound(UniqueRecord, binding),
-        transactions=TransactionConnection(
-            region=binding.region,
-            host=binding.host,
-            max_retry_attempts=binding.max_retry_attempts,
-            max_pool_connections=binding.max_pool_connections,
-            aws_access_key_id=binding.aws_access_key_id,
-            aws_secret_access_key=binding.aws_secret_access_key,
-        ),
+        tasks=_bound(TaskRecord, binding, connection),
+        jobs=_bound(JobRecord, binding, connection),
+        approvals=_bound(ApprovalRecord, binding, connection),
+        tokens=_bound(TokenRecord, binding, connection),
+        metrics=_bound(MetricRecord, binding, connection),
+        uniques=_bound(UniqueRecord, binding, connection),
+        connection=connection,
     )
 
 
-def _bound(model: type[M], binding: Binding) -> type[M]:
-    """A subclass of `model` on the binding's table. Its `Meta` is a new class
-    (a subclass of the model's): the model's own is left as it is."""
+def _bound(model: type[M], binding: Binding, connection: Connection) -> type[M]:
+    """A subclass of `model` on the binding's table, whose calls go through
+    `connection`. Its `Meta` is a new class (a subclass of the model's): the
+    model's own is left as it is."""
     base_meta: Any = model.Meta
     table_name = binding.table_name(base_meta.logical_name)
     meta: dict[str, Any] = {
@@ -161,4 +168,11 @@ def _bound(model: type[M], binding: Binding) -> type[M]:
     }
     # The model's metaclass (PynamoDB's), as a `class` statement would use.
     metaclass: Any = type(model)
-    return cast(type[M], metaclass(model.__name__, (model,), namespace))
+    bound = cast(type[M], metaclass(model.__name__, (model,), namespace))
+    # PynamoDB's table connection of the class (made here, before any thread
+    # can race for it) names the table and its keys; its calls are handed to
+    # the shared connection, which must know the table's keys too.
+    table = bound._get_connection()
+    connection.add_meta_table(table.get_meta_table())
+    table.connection = connection
+    return bound

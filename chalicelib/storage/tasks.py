@@ -59,7 +59,7 @@ class TaskStore(TaskSlots):
         super().__init__(tables)
         self._settings = settings
         self._uniques = tables.uniques
-        self._transactions = tables.transactions
+        self._connection = tables.connection
 
     # ------------------------------------------------------------ conversion
     def _shard(self, task_id: str) -> str:
@@ -143,7 +143,7 @@ class TaskStore(TaskSlots):
         """Store a new task and claim its name; StorageConflict("name") if taken."""
         claim = self._uniques(key=name_key(task.project_id, task.name), owner=task.id)
         try:
-            with TransactWrite(connection=self._transactions.get()) as tx:
+            with TransactWrite(connection=self._connection) as tx:
                 tx.save(claim, condition=self._uniques.key.does_not_exist())
                 tx.save(self._to_record(task), condition=self._tasks.id.does_not_exist())
         except TransactWriteError as exc:
@@ -186,7 +186,7 @@ class TaskStore(TaskSlots):
             ]
         renamed = task.name != old_name
         try:
-            with TransactWrite(connection=self._transactions.get()) as tx:
+            with TransactWrite(connection=self._connection) as tx:
                 tx.update(
                     record,
                     actions=actions,
@@ -212,7 +212,7 @@ class TaskStore(TaskSlots):
     def delete(self, task: Task) -> None:
         """Delete a task and release its name; StorageConflict if already gone."""
         try:
-            with TransactWrite(connection=self._transactions.get()) as tx:
+            with TransactWrite(connection=self._connection) as tx:
                 tx.delete(self._to_record(task), condition=self._tasks.id.exists())
                 tx.delete(
                     self._uniques(key=name_key(task.project_id, task.name)),

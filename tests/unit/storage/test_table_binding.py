@@ -25,13 +25,15 @@ def test_each_stage_s_models_name_its_tables_and_endpoint() -> None:
             assert meta.table_name == settings.table_name(meta.logical_name)  # type: ignore[attr-defined]
             assert (meta.region, meta.host) == (settings.region, settings.aws_endpoint_url)
             assert meta.max_pool_connections == settings.aws_max_connections
+            # Every model's calls, and the transactions, go through one connection.
+            assert model._get_connection().connection is tables.connection
 
 
 def test_a_stage_is_bound_once_and_two_stages_apart() -> None:
     assert bind_tables(BLUE) is bind_tables(replace(BLUE))
     blue, green = bind_tables(BLUE), bind_tables(GREEN)
     assert not set(blue.models) & set(green.models)
-    assert blue.transactions is not green.transactions
+    assert blue.connection is not green.connection
     # Another client setting is another binding of the same tables.
     assert bind_tables(BLUE, max_retry_attempts=0).jobs is not blue.jobs
     assert bind_tables(BLUE, max_retry_attempts=0).jobs.Meta.max_retry_attempts == 0
