@@ -8,6 +8,7 @@ interpreter that sees only the package and what the Lambda runtime provides.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -55,8 +56,12 @@ def _newest_source() -> float:
 
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not PACKAGE.exists() or PACKAGE.stat().st_mtime < _newest_source():
-        subprocess.run(["make", "package"], cwd=ROOT, check=True, capture_output=True)
+    PACKAGE.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist's workers may both find it stale: one builds, the other waits.
+    with open(PACKAGE.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not PACKAGE.exists() or PACKAGE.stat().st_mtime < _newest_source():
+            subprocess.run(["make", "package"], cwd=ROOT, check=True, capture_output=True)
     unpacked = tmp_path_factory.mktemp("package")
     with zipfile.ZipFile(PACKAGE) as package:
         package.extractall(unpacked)
