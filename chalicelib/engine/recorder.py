@@ -10,18 +10,19 @@ its new state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from chalicelib.actions import Report
 from chalicelib.clock import Clock
 from chalicelib.engine.policies import backoff_delay_s
 from chalicelib.engine.restarts import Restarts
-from chalicelib.jobs.model import JobStatus
+from chalicelib.jobs.model import JobStatus, is_service_job_id
 from chalicelib.jobs.sqs import MAX_DELAY_S, REDELIVERY_GRACE, JobMessage, JobQueue, delay_until
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore
@@ -66,6 +67,26 @@ def cap_result(result: Any) -> tuple[Any, bool]:
         return json.loads(text), False
     head = text.encode()[: MAX_RESULT_BYTES - 200].decode(errors="ignore")
     return {"truncated": True, "size": len(text.encode()), "head": head}, True
+
+
+def _cancelled(run: RunResult) -> RunResult:
+    """A run whose action returned after a cancel request came: it ends `cancelled`."""
+    return dataclasses.replace(run, status=JobStatus.CANCELLED, error="cancelled")
+
+
+def _outcome(run: RunResult) -> Outcome:
+    result, cut = cap_result(run.report.result)
+    return Outcome(
+        status=run.status,
+        result=result,
+        result_truncated=cut,
+        error=run.error,
+        log=run.log,
+        log_truncated=run.log_truncated,
+        success_num=run.report.success_num,
+        failed_num=run.report.failed_num,
+        skip_num=run.report.skip_num,
+    )
 
 
 def durably(step: Callable[[], T], sleep: Sleeper) -> T:
@@ -156,18 +177,15 @@ class Recorder:
             if via_sqs:
                 self._durably(lambda: self._queue.send(JobMessage(job.id), delay_until(at, now)))
             return
-        result, cut = cap_result(run.report.result)
-        outcome = Outcome(
-            status=run.status,
-            result=result,
-            result_truncated=cut,
-            error=run.error,
-            log=run.log,
-            log_truncated=run.log_truncated,
-            success_num=run.report.success_num,
-            failed_num=run.report.failed_num,
-            skip_num=run.report.skip_num,
+        # A service run's restart is written ahead of its finish and depends on
+        # how it ended: it reads a late cancel request first.
+        late_cancel = (
+            run.status is JobStatus.COMPLETE
+            and is_service_job_id(job.id)
+            and self._durably(lambda: self._jobs.cancel_requested(job.id))
         )
+        if late_cancel:
+            run = _cancelled(run)
         started = job.started_at or now
         logger.info(
             "%s %s attempt %d: started %.0f ms after its time, ran %.0f ms",
@@ -180,28 +198,60 @@ class Recorder:
         # Write-ahead, as the tick fires: the restart exists before this run
         # ends, and is sent once this run's slot is free for it.
         restart = self._durably(lambda: self._restarts.create(stored, run.status, task))
+        status = run.status
         try:
-            self._durably(lambda: self._jobs.finish(stored, outcome, now=now))
+            status = self._finish(stored, run, now)
         except StorageConflict:
             logger.warning("job %s changed while running; outcome not recorded", job.id)
         if task is not None:
-            freed = self._durably(lambda: self._tasks.give_back_slot(task.id, job.id))
-            self._durably(lambda: self._hand_over(task, freed))
-            kept = self._durably(
-                lambda: self._tasks.record_run(
+            ended = self._durably(
+                lambda: self._tasks.end_run(
                     task.id,
-                    status=run.status.value,
+                    job.id,
+                    status=status.value,
                     at=job.started_at or now,
-                    failed=run.status is JobStatus.FAILED,
+                    failed=status is JobStatus.FAILED,
                     pause_after=task.pause_after_failures,
                 )
             )
-            if kept > task.keep_runs:
-                self._prune(task, kept - task.keep_runs)
+            self._durably(lambda: self._hand_over(task, ended.slots))
+            if ended.kept > task.keep_runs:
+                self._prune(task, ended.kept - task.keep_runs)
         self._restarts.send(restart)
 
     def _durably(self, step: Callable[[], T]) -> T:
         return durably(step, self._sleep)
+
+    def _finish(self, stored: StoredJob, run: RunResult, now: datetime) -> JobStatus:
+        """Write the run's outcome; returns the status it ended in, or
+        StorageConflict if the job moved on meanwhile. A run that
+        completed finishes only if no cancel request came meanwhile (the
+        request the watcher did not see, DESIGN §5: a running job asked to stop
+        ends `cancelled` when its action returns): the condition reads the flag,
+        so the common case costs no read."""
+        complete = run.status is JobStatus.COMPLETE
+        try:
+            self._durably(
+                lambda: self._jobs.finish(
+                    stored, _outcome(run), now=now, unless_cancel_requested=complete
+                )
+            )
+            return run.status
+        except StorageConflict:
+            if not complete:
+                raise
+        # The condition failed: a cancel request came, or the job moved on.
+        fresh = self._durably(lambda: self._jobs.get(stored.job.id))
+        still_ours = (
+            fresh is not None
+            and fresh.job.status is JobStatus.ACTIVE
+            and fresh.job.attempt == stored.job.attempt
+        )
+        if still_ours and fresh is not None and fresh.job.cancel_requested:
+            cancelled = _outcome(_cancelled(run))
+            self._durably(lambda: self._jobs.finish(stored, cancelled, now=now))
+            return JobStatus.CANCELLED
+        raise StorageConflict("changed while running")
 
     def _prune(self, task: Task, excess: int) -> None:
         """Delete the task's oldest finished runs beyond `keep_runs`. Best effort:

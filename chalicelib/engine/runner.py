@@ -4,7 +4,9 @@ The action gets an ActionContext (its job, a capped log, the deadline, the
 clock); a run past its timeout is cancelled (a cooperative action stops, a
 stuck one is abandoned) and fails with `timeout`. Any exception the action
 raises becomes a failed RunResult, never an error of the executor. While it
-runs, a watcher turns a stored cancel request into `ctx.cancelled`.
+runs, a watcher turns a stored cancel request into `ctx.cancelled`, and the
+run ends `cancelled`; a request the watcher did not see is found by the
+recorder (its finishing write is conditioned on it), so it costs no read here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from chalicelib.actions import (
     Report,
 )
 from chalicelib.clock import Clock
-from chalicelib.engine.recorder import RunResult, Sleeper, durably
+from chalicelib.engine.recorder import RunResult, Sleeper
 from chalicelib.jobs.model import JobStatus, is_service_job_id
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import JobStore
@@ -87,6 +89,8 @@ class Runner:
             )
 
         box: dict[str, Any] = {}
+        #: Set by the watcher when it found the stored cancel request.
+        requested = threading.Event()
 
         def target() -> None:
             try:
@@ -99,7 +103,7 @@ class Runner:
         worker.start()
         watcher = threading.Thread(
             target=self._watch_cancel,
-            args=(ctx, worker, is_service_job_id(job.id)),
+            args=(ctx, worker, is_service_job_id(job.id), requested),
             name=f"watch-{job.id}",
             daemon=True,
         )
@@ -127,11 +131,17 @@ class Runner:
             )
         value = box.get("value")
         report = value if isinstance(value, Report) else Report(result=value, success_num=1)
-        if durably(lambda: self._jobs.cancel_requested(job.id), self._sleep):
+        if requested.is_set():
             return RunResult(JobStatus.CANCELLED, report, "cancelled", log.text, log.truncated)
         return RunResult(JobStatus.COMPLETE, report, None, log.text, log.truncated)
 
-    def _watch_cancel(self, ctx: ActionContext, worker: threading.Thread, service: bool) -> None:
+    def _watch_cancel(
+        self,
+        ctx: ActionContext,
+        worker: threading.Thread,
+        service: bool,
+        requested: threading.Event,
+    ) -> None:
         """Turn a stored `cancel_requested` into `ctx.cancelled` while the action
         runs. A service run is also stopped (as cancelled) once its task is
         disabled or deleted: a service runs only while it is enabled."""
@@ -144,6 +154,7 @@ class Runner:
                     if task is None or not task.enabled:
                         self._jobs.request_cancel(ctx.job.id)
                 if self._jobs.cancel_requested(ctx.job.id):
+                    requested.set()
                     ctx.cancel()
             except Exception:  # throttled: look again in a second
                 logger.warning("job %s: cancel check failed", ctx.job.id, exc_info=True)

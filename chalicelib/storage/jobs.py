@@ -187,9 +187,21 @@ class JobStore(JobReads):
         )
         return to_stored(started)
 
-    def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
-        """Record a run's terminal outcome; the row expires `keep_for` later (TTL)."""
+    def finish(
+        self,
+        stored: StoredJob,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        unless_cancel_requested: bool = False,
+    ) -> None:
+        """Record a run's terminal outcome; the row expires `keep_for` later (TTL).
+        `unless_cancel_requested`: StorageConflict if a cancel was asked for."""
         expires = now + timedelta(seconds=stored.policy.keep_for_s)
+        not_asked = None
+        if unless_cancel_requested:
+            flag = self._jobs.cancel_requested
+            not_asked = (flag == False) | flag.does_not_exist()  # noqa: E712 (a condition)
         self._move(
             stored,
             outcome.status,
@@ -209,6 +221,7 @@ class JobStore(JobReads):
                 self._jobs.lease_until_ms.remove(),
             ],
             at=now,
+            also=not_asked,
         )
         self._ended(stored, outcome.status, now)
 

@@ -35,7 +35,8 @@ class SlotState:
         )
 
 
-_NO_SLOTS = SlotState(frozenset(), [], None)
+#: What a deleted task gives back.
+NO_SLOTS = SlotState(frozenset(), [], None)
 
 
 class TaskSlots:
@@ -101,7 +102,7 @@ class TaskSlots:
                 attributes_to_get=["active_runs", "queued_jobs", "waiting_job"],
             )
         except self._tasks.DoesNotExist:
-            return _NO_SLOTS
+            return NO_SLOTS
         return SlotState.of(record)
 
     def join_queue(self, task_id: str, entry: str, queue_max: int) -> bool:
@@ -146,7 +147,7 @@ class TaskSlots:
         except UpdateError as exc:
             if not condition_failed(exc):  # the task was deleted meanwhile
                 raise
-            return _NO_SLOTS
+            return NO_SLOTS
         return SlotState.of(record)
 
     def buffer(self, task_id: str, job_id: str) -> str | None:

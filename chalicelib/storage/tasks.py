@@ -19,12 +19,22 @@ from chalicelib.storage.binding import Tables
 from chalicelib.storage.errors import StorageConflict, condition_failed, failed_positions
 from chalicelib.storage.pages import Page, decode_cursor, read_page
 from chalicelib.storage.tables import TaskRecord, shard_of
-from chalicelib.storage.task_slots import TaskSlots
+from chalicelib.storage.task_slots import NO_SLOTS, SlotState, TaskSlots
 from chalicelib.tasks.model import Task, TaskSpec
 
 #: Spec fields kept as top-level attributes (indexes, filters, pausing) and so
 #: not repeated inside the `spec` JSON: each fact is stored once.
 _TOP_LEVEL = {"name", "enabled", "action", "group"}
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """What ending a run left on its task."""
+
+    #: The task's slots and waiting firings as the write left them (for a hand-over).
+    slots: SlotState
+    #: Finished runs the task now keeps.
+    kept: int
 
 
 def name_key(project_id: str, name: str) -> str:
@@ -250,12 +260,22 @@ class TaskStore(TaskSlots):
             raise
         return True
 
-    def record_run(
-        self, task_id: str, *, status: str, at: datetime, failed: bool, pause_after: int
-    ) -> int:
-        """Note a finished run on the task; pause it after `pause_after` consecutive
-        failures (0: never). Returns how many finished runs the task now keeps."""
+    def end_run(
+        self,
+        task_id: str,
+        job_id: str,
+        *,
+        status: str,
+        at: datetime,
+        failed: bool,
+        pause_after: int,
+    ) -> RunEnded:
+        """A run of the task ended: free its slot and note it (`last_*`, the
+        failure streak, the finished-run count) in one write; pause the task
+        after `pause_after` consecutive failures (0: never). A deleted task
+        gives back nothing."""
         actions: list[Any] = [
+            self._tasks.active_runs.delete({job_id}),
             self._tasks.last_run_ms.set(to_ms(at)),
             self._tasks.last_status.set(status),
             self._tasks.consecutive_failures.add(1)
@@ -268,12 +288,12 @@ class TaskStore(TaskSlots):
             record.update(actions=actions, condition=self._tasks.id.exists())
         except UpdateError as exc:
             if condition_failed(exc):
-                return 0
+                return RunEnded(NO_SLOTS, kept=0)
             raise
         failures = int(record.consecutive_failures or 0)
         if failed and pause_after and failures >= pause_after:
             self._pause(task_id, failures)
-        return int(record.finished_runs or 0)
+        return RunEnded(SlotState.of(record), kept=int(record.finished_runs or 0))
 
     def forget_runs(self, task_id: str, count: int) -> None:
         """`count` finished runs of the task were pruned."""

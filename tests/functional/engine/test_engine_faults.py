@@ -244,7 +244,14 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
 class DyingJobs(JobStore):
     """The executor dies after running the action, before recording it."""
 
-    def finish(self, stored: StoredJob, outcome: Outcome, *, now: datetime) -> None:
+    def finish(
+        self,
+        stored: StoredJob,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        unless_cancel_requested: bool = False,
+    ) -> None:
         raise Crash("executor died")
 
 
