@@ -7,9 +7,12 @@ On moto in this process (ThreadedMotoServer), with the services built as the
 functional tests build them (`Services.build(settings, clock=ManualClock, ...)`,
 lookahead 0.5 s so the tick at a fire time sends with no SQS delay). K tasks
 with `* * * * *` are created through `TaskService.create`; then, for two
-consecutive minutes, the tick runs at the fire time and every message it sent
-is handed to `Executor.handle_batch` one job at a time, as Lambda's SQS event
-source would. The first minute is cold (clients made, queue URL looked up), the
+consecutive minutes, the tick runs at the fire time and the messages it sent
+are handed to `Executor.handle_batch` in batches of `--batch-size` (default 10,
+the `execute_jobs` event source's batch size; Lambda's poller hands over what
+it received, up to that many), inside `JobMetrics.batched()` as the
+`execute_jobs` handler does. `--batch-size 1` is one message per invocation,
+the most an idle queue costs. The first minute is cold (clients made, queue URL looked up), the
 second is the steady state the table shows.
 
 Every call is counted with a botocore `after-call` hook registered on every
@@ -88,6 +91,7 @@ def one_minute(
     counter: CallCounter,
     at: datetime,
     k: int,
+    batch_size: int,
 ) -> tuple[Tally, Tally, Tally]:
     """Tick at a fire time, then execute each job it sent. (tick, executor, poller) tallies."""
     clock.set(at)
@@ -98,9 +102,9 @@ def one_minute(
     poller.counter.take()
     bodies = poller.take(k)
     executor = Tally()
-    for body in bodies:
-        with counter.measuring() as one:
-            services.executor.handle_batch([body])
+    for start in range(0, len(bodies), batch_size):
+        with counter.measuring() as one, services.metrics.batched():  # as `on_jobs` does
+            services.executor.handle_batch(bodies[start : start + batch_size])
         executor = executor + one
     return tick, executor, poller.counter.take()
 
@@ -113,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="the tasks' keep_runs (default: the API's, 100); 1 makes every run of the "
         "steady minute prune the previous one",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=10,
+        help="messages per executor invocation (10, the event source's batch size)",
     )
     args = parser.parse_args(argv)
     k: int = args.tasks
@@ -146,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
 
         poller = Poller(endpoint, settings.queue_name("jobs"), counter)
 
-        cold = one_minute(services, clock, poller, counter, FIRST_FIRE, k)
-        warm = one_minute(services, clock, poller, counter, FIRST_FIRE + timedelta(minutes=1), k)
+        cold = one_minute(services, clock, poller, counter, FIRST_FIRE, k, args.batch_size)
+        warm = one_minute(
+            services, clock, poller, counter, FIRST_FIRE + timedelta(minutes=1), k, args.batch_size
+        )
         clock.set(FIRST_FIRE + timedelta(minutes=1, seconds=30))
         with counter.measuring() as idle:
             services.tick.run()

@@ -53,7 +53,9 @@ def on_jobs(event: Any) -> dict[str, Any]:
     has `ReportBatchItemFailures`; docs/deploy.md), and acknowledges the rest."""
     records = list(event)
     remaining_s = _remaining_time(event.context)
-    again = services().executor.handle_batch([r.body for r in records], remaining_s)
+    running = services()
+    with running.metrics.batched():  # one counter write per minute and action
+        again = running.executor.handle_batch([r.body for r in records], remaining_s)
     return {
         "batchItemFailures": [{"itemIdentifier": records[i].to_dict()["messageId"]} for i in again]
     }

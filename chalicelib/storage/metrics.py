@@ -19,6 +19,7 @@ uses the bound model's table connection and reads raw items.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,24 +87,25 @@ class MetricStore:
     def __init__(self, tables: Tables) -> None:
         self._metrics = tables.metrics
 
-    def add(self, sample: Sample) -> None:
-        """Count one ended job: one UpdateItem of atomic ADDs, so concurrent
-        executors never lose each other's counts."""
-        minute = minute_of(sample.at)
-        actions: list[Any] = [
-            Path(_COUNT + sample.outcome.value).add(1),
-            self._metrics.expires_at_s.set(minute + KEEP),
-        ]
-        if sample.run_time_ms is not None:
-            actions.append(Path(f"{_RUN_TIME}{bucket_of(sample.run_time_ms)}").add(1))
-        if sample.queue_wait_ms is not None:
-            actions.append(Path(f"{_QUEUE_WAIT}{bucket_of(sample.queue_wait_ms)}").add(1))
-        self._metrics._get_connection().update_item(
-            hour_key(minute),
-            sort_key(minute, sample.action),
-            actions=actions,
-            return_values="NONE",
-        )
+    def add(self, samples: list[Sample]) -> None:
+        """Count ended jobs: one UpdateItem of atomic ADDs per minute and action
+        among them, so concurrent executors never lose each other's counts and
+        a batch of runs of one action is one write."""
+        counters: dict[tuple[datetime, str], Counter[str]] = defaultdict(Counter)
+        for sample in samples:
+            counts = counters[(minute_of(sample.at), sample.action)]
+            counts[_COUNT + sample.outcome.value] += 1
+            if sample.run_time_ms is not None:
+                counts[f"{_RUN_TIME}{bucket_of(sample.run_time_ms)}"] += 1
+            if sample.queue_wait_ms is not None:
+                counts[f"{_QUEUE_WAIT}{bucket_of(sample.queue_wait_ms)}"] += 1
+        connection = self._metrics._get_connection()
+        for (minute, action), counts in counters.items():
+            actions: list[Any] = [Path(name).add(n) for name, n in sorted(counts.items())]
+            actions.append(self._metrics.expires_at_s.set(minute + KEEP))
+            connection.update_item(
+                hour_key(minute), sort_key(minute, action), actions=actions, return_values="NONE"
+            )
 
     def rows(self, since: datetime, until: datetime) -> list[MetricRow]:
         """Every action's counters for the minutes from `since` to `until`

@@ -295,12 +295,14 @@ def test_window_start(now: datetime, window_s: int, since: datetime) -> None:
 class FakeSink:
     def __init__(self, fail: bool = False) -> None:
         self.samples: list[Sample] = []
+        self.writes: list[int] = []  # samples per call
         self.fail = fail
 
-    def add(self, sample: Sample) -> None:
+    def add(self, samples: list[Sample]) -> None:
         if self.fail:
             raise RuntimeError("throttled")
-        self.samples.append(sample)
+        self.samples += samples
+        self.writes.append(len(samples))
 
     def rows(self, since: datetime, until: datetime) -> list[MetricRow]:
         return []
@@ -345,3 +347,36 @@ def test_emf_is_printed_even_when_the_counter_write_fails() -> None:
     with pytest.raises(RuntimeError):  # JobStore logs it; the job stays ended
         metrics.observe(stored(job(JobStatus.QUEUED)), JobStatus.CANCELLED, at())
     assert json.loads(lines[0])["outcome"] == "cancelled"
+
+
+def test_jobs_ending_in_a_batch_are_counted_together_when_it_closes() -> None:
+    sink = FakeSink()
+    metrics = JobMetrics(sink, FixedClock())
+    with metrics.batched():
+        for n in range(3):
+            metrics.observe(stored(job(JobStatus.ACTIVE, id=f"job_{n}")), JobStatus.COMPLETE, at())
+        assert sink.writes == []  # nothing written while the batch is open
+    assert sink.writes == [3]
+    metrics.observe(stored(job(JobStatus.QUEUED)), JobStatus.CANCELLED, at())
+    assert sink.writes == [3, 1]  # outside a batch: at once
+
+
+def test_overlapping_batches_each_write_what_is_pending_when_they_close() -> None:
+    sink = FakeSink()
+    metrics = JobMetrics(sink, FixedClock())
+    first, second = metrics.batched(), metrics.batched()
+    first.__enter__()
+    second.__enter__()
+    metrics.observe(stored(job(JobStatus.ACTIVE)), JobStatus.COMPLETE, at())
+    first.__exit__(None, None, None)
+    assert sink.writes == [1]  # not held until the other batch closes
+    metrics.observe(stored(job(JobStatus.ACTIVE, id="job_2")), JobStatus.FAILED, at())
+    second.__exit__(None, None, None)
+    assert sink.writes == [1, 1]
+
+
+def test_a_failed_batch_write_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = JobMetrics(FakeSink(fail=True), FixedClock())
+    with metrics.batched():
+        metrics.observe(stored(job(JobStatus.ACTIVE)), JobStatus.COMPLETE, at())
+    assert "1 counts not written" in caplog.text
