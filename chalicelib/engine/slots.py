@@ -161,17 +161,23 @@ class Slots:
         return earlier is not None and earlier.job.status in STARTABLE
 
     def _run_before(self, job: Job, task: Task) -> StoredJob | None:
-        """The task's run just before `job`. A schedule's firing (and a
-        backfilled one) has a deterministic id, so the one before it is one
-        GetItem of the previous fire time's id; any other run looks on the
-        task's `by_task` index (one Query of one item on DynamoDB)."""
+        """The task's run just before `job`, if it may not have ended. A
+        schedule's firing (and a backfilled one) has a deterministic id: when
+        it is the task's last finished run (the steady state: each run ends
+        before the next fires), nothing is read; otherwise it is one GetItem of
+        the previous fire time's id. Any other run looks on the task's
+        `by_task` index (one Query of one item on DynamoDB)."""
         if job.trigger in (Trigger.CRON, Trigger.CATCH_UP, Trigger.BACKFILL):
             at = previous_fire_time(task, job.scheduled_for)
             if at is None:
                 return None
             if job.trigger is Trigger.BACKFILL:
-                return self._jobs.get(backfill_job_id(task.id, at))
-            return self._jobs.get(firing_job_id(task.id, at))
+                previous = backfill_job_id(task.id, at)
+            else:
+                previous = firing_job_id(task.id, at)
+            if previous == task.last_run_id:
+                return None  # it finished: nothing to wait for
+            return self._jobs.get(previous)
         return self._jobs.run_before(task.id, job.scheduled_for)
 
     def _join_after_full(self, task: Task, entry: str) -> bool:

@@ -83,6 +83,9 @@ class TaskRecord(Model):
     anchor_ms = NumberAttribute()
     last_run_ms = NumberAttribute(null=True)
     last_status = UnicodeAttribute(null=True)
+    # The job of the last finished run: a firing whose previous firing it is
+    # knows, without reading that job, that it is not waiting to start.
+    last_run_id = UnicodeAttribute(null=True)
     paused_reason = UnicodeAttribute(null=True)
     consecutive_failures = NumberAttribute(default=0)
     # Finished runs the executor recorded and pruning has not deleted (`keep_runs`).

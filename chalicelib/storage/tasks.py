@@ -90,6 +90,7 @@ class TaskStore(TaskSlots):
             anchor_ms=to_ms(task.anchor_at),
             last_run_ms=to_ms(task.last_run_at) if task.last_run_at else None,
             last_status=task.last_status,
+            last_run_id=task.last_run_id,
             paused_reason=task.paused_reason,
             consecutive_failures=task.consecutive_failures,
             created_ms=to_ms(task.created_at),
@@ -117,6 +118,7 @@ class TaskStore(TaskSlots):
             next_run_at=from_ms(int(record.next_run_ms)) if record.next_run_ms else None,
             last_run_at=from_ms(int(record.last_run_ms)) if record.last_run_ms else None,
             last_status=record.last_status,
+            last_run_id=record.last_run_id,
             paused_reason=record.paused_reason,
             consecutive_failures=int(record.consecutive_failures or 0),
             created_at=from_ms(int(record.created_ms)),
@@ -165,7 +167,7 @@ class TaskStore(TaskSlots):
         """Write a changed spec (and its schedule state) if `version` still matches.
 
         Runtime fields the engine owns (`last_run_ms`, `last_status`,
-        `consecutive_failures`) are left alone, so a PATCH never undoes a run's
+        `last_run_id`, `consecutive_failures`) are left alone, so a PATCH never undoes a run's
         record; `next_run_ms` is written because a spec change recomputes it.
         """
         record = self._to_record(task)
@@ -278,6 +280,7 @@ class TaskStore(TaskSlots):
             self._tasks.active_runs.delete({job_id}),
             self._tasks.last_run_ms.set(to_ms(at)),
             self._tasks.last_status.set(status),
+            self._tasks.last_run_id.set(job_id),
             self._tasks.consecutive_failures.add(1)
             if failed
             else self._tasks.consecutive_failures.set(0),

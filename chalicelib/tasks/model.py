@@ -241,6 +241,8 @@ class Task(TaskSpec):
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     last_status: str | None = None
+    #: The job id of the last finished run (the engine's; not in the views).
+    last_run_id: str | None = None
     paused_reason: str | None = None
     created_at: datetime
     updated_at: datetime

@@ -14,6 +14,7 @@ from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage
 from chalicelib.settings import Settings
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.stored_jobs import StoredJob
 from chalicelib.storage.task_slots import SlotState
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.tasks.model import Task
@@ -383,3 +384,48 @@ def test_a_backfilled_firing_delivered_first_lets_the_one_before_it_start_first(
     deliver(services, [first])
     pipeline.deliver()
     assert [c["job"] for c in calls.seen][:2] == [first, second]
+
+
+class ReadCountingJobs(JobStore):
+    """The jobs store, noting every job it reads by id."""
+
+    def __init__(self, settings: Settings, tables: Tables) -> None:
+        super().__init__(settings, tables)
+        self.read: list[str] = []
+
+    def get(self, job_id: str) -> StoredJob | None:
+        self.read.append(job_id)
+        return super().get(job_id)
+
+
+def test_a_firing_whose_previous_firing_finished_last_reads_only_its_own_job(
+    services: Services,
+    pipeline: Pipeline,
+    clock: FakeClock,
+    actions: Registry,
+    make_task: Callable[..., Task],
+) -> None:
+    task = make_task(on_overlap="queue")  # every 10 s
+    jobs = ReadCountingJobs(services.settings, services.tables)
+    executor = Executor(
+        jobs,
+        TaskStore(services.settings, services.tables),
+        services.sqs,
+        actions,
+        clock,
+        clock.advance,
+        settings=services.settings,
+        approvals=services.approvals,
+    )
+    fired: list[str] = []
+    for _ in range(2):
+        clock.advance(10)
+        pipeline.tick()
+        [job_id] = queued_ids(pipeline)
+        fired.append(job_id)
+        executor.handle_batch([JobMessage(job_id).body()])
+    first, second = fired
+    assert [job.status for job in runs(services, task)] == [JobStatus.COMPLETE] * 2
+    # The second knew from its task that the first had ended: it read no other job.
+    assert jobs.read.count(first) == 1 and second in jobs.read
+    assert jobs.read[jobs.read.index(second) :] == [second]
