@@ -128,6 +128,25 @@ class MotoProcess:
 
 
 # ---------------------------------------------------------------- counting calls
+def attach_to_new_clients(attach: Callable[[Any], None]) -> Callable[[], None]:
+    """Call `attach(client)` on every botocore client created from now on, whatever
+    creates it (pynamodb's sessions, chalicelib.jobs.sqs's, boto3's all go through
+    `botocore.session.Session.create_client`); returns the undo."""
+    original = botocore.session.Session.create_client
+
+    def create_client(session: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
+        client = original(session, *args, **kwargs)
+        attach(client)
+        return client
+
+    botocore.session.Session.create_client = create_client  # type: ignore[assignment,method-assign]
+
+    def uninstall() -> None:
+        botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+    return uninstall
+
+
 @dataclass
 class Tally:
     """AWS API calls seen by a CallCounter, and the DynamoDB items they read."""
@@ -202,20 +221,7 @@ class CallCounter:
 
     def install(self) -> Callable[[], None]:
         """Attach to every botocore client created from now on; returns the undo."""
-        original = botocore.session.Session.create_client
-        counter = self
-
-        def create_client(session: botocore.session.Session, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            counter.attach(client)
-            return client
-
-        botocore.session.Session.create_client = create_client  # type: ignore[assignment,method-assign]
-
-        def uninstall() -> None:
-            botocore.session.Session.create_client = original  # type: ignore[method-assign]
-
-        return uninstall
+        return attach_to_new_clients(self.attach)
 
     def _after_call(
         self, http_response: Any, parsed: dict[str, Any], model: Any, **kwargs: Any
@@ -223,7 +229,7 @@ class CallCounter:
         op = (str(model.service_model.service_name), str(model.name))
         returned, scanned = _items(op[1], parsed) if op[0] == "dynamodb" else (0, 0)
         status = getattr(http_response, "status_code", 200)
-        caller = _caller() if self.attribute else ""
+        caller = code_path() if self.attribute else ""
         with self._lock:
             self._tally.calls[op] += 1
             if caller:
@@ -258,7 +264,7 @@ class CallCounter:
 _CHALICELIB = str(ROOT / "chalicelib")
 
 
-def _caller() -> str:
+def code_path() -> str:
     """The innermost two chalicelib functions on the stack: `jobs.get < executor.handle`."""
     names: list[str] = []
     frame = sys._getframe(2)
