@@ -44,6 +44,7 @@ The *floor* is the same writes without index amplification: the table units alon
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import re
@@ -102,7 +103,7 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind == "N":
         return number_size(str(data))
     if kind == "B":
-        return len(data) if isinstance(data, bytes) else len(_b64_bytes(str(data)))
+        return _raw_len(data)
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "SS":
@@ -110,7 +111,7 @@ def value_size(value: Mapping[str, Any]) -> int:
     if kind == "NS":
         return sum(number_size(n) for n in data)
     if kind == "BS":
-        return sum(len(b) if isinstance(b, bytes) else len(_b64_bytes(b)) for b in data)
+        return sum(_raw_len(b) for b in data)
     if kind == "L":
         return 3 + sum(1 + value_size(v) for v in data)
     if kind == "M":
@@ -118,10 +119,9 @@ def value_size(value: Mapping[str, Any]) -> int:
     raise ValueError(f"not a DynamoDB attribute value: {value!r}")
 
 
-def _b64_bytes(text: str) -> bytes:
-    import base64
-
-    return base64.b64decode(text)
+def _raw_len(data: bytes | str) -> int:
+    """Raw bytes of a binary value: bytes from a response, base64 text on the wire."""
+    return len(data) if isinstance(data, bytes) else len(base64.b64decode(data))
 
 
 def item_size(item: Item | None) -> int:
@@ -249,6 +249,8 @@ class Units:
     """Units of some requests, summed."""
 
     calls: int = 0
+    #: Calls DynamoDB refused (a condition not met): charged all the same.
+    failed: int = 0
     table_wcu: float = 0.0
     index_wcu: Counter[str] = field(default_factory=Counter)  # "table.index" -> WCU
     rcu: float = 0.0
@@ -259,6 +261,7 @@ class Units:
 
     def add(self, other: Units) -> None:
         self.calls += other.calls
+        self.failed += other.failed
         self.table_wcu += other.table_wcu
         self.index_wcu.update(other.index_wcu)
         self.rcu += other.rcu
@@ -359,8 +362,9 @@ class UnitRecorder:
         if context.pop(self._WRITE, None) is not None:
             self._write_lock.release()
 
-    def _after(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _after(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
         operation = str(model.name)
+        failed = 1 if getattr(http_response, "status_code", 200) >= 300 else 0
         held = context.pop(self._WRITE, None)
         if held is not None:
             targets, befores, path = held
@@ -368,10 +372,10 @@ class UnitRecorder:
                 afters = [self._get(t.table, t.key) for t in targets]
             finally:
                 self._write_lock.release()
-            self._record_writes(operation, path, targets, befores, afters)
+            self._record_writes(operation, path, targets, befores, afters, failed)
         request = context.pop(self._READ, None)
         if request is not None:
-            units = Units(calls=1, rcu=self._rcu(operation, request))
+            units = Units(calls=1, failed=failed, rcu=self._rcu(operation, request))
             self._add((operation, self._logical(request), code_path()), units)
 
     # -- writes
@@ -406,12 +410,14 @@ class UnitRecorder:
         targets: list[_Target],
         befores: list[Item | None],
         afters: list[Item | None],
+        failed: int,
     ) -> None:
         for n, (target, before, after) in enumerate(zip(targets, befores, afters, strict=True)):
             shape = self.shapes[target.table]
             cost = write_cost(before, after, shape, transactional=target.transactional)
             units = Units(
                 calls=1 if n == 0 else 0,
+                failed=failed if n == 0 else 0,
                 table_wcu=cost.table,
                 index_wcu=Counter({f"{shape.logical}.{i}": u for i, u in cost.indexes.items()}),
             )
@@ -682,6 +688,7 @@ def report(measured: Measured) -> None:
                 "table",
                 "code path (innermost first)",
                 "calls",
+                "failed",
                 "table WCU",
                 "index WCU",
                 "RCU",
@@ -693,6 +700,7 @@ def report(measured: Measured) -> None:
                     logical,
                     path,
                     u.calls / n,
+                    u.failed / n,
                     u.table_wcu / n,
                     sum(u.index_wcu.values()) / n,
                     u.rcu / n,
