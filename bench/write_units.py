@@ -13,30 +13,32 @@ counted, not hooked), with all writes serialised between the two reads so that t
 are the write's own. Moto does not charge capacity, so the units are computed here from
 AWS's documented rules:
 
-- "DynamoDB item sizes and formats" (developerguide/CapacityUnitCalculations.html): an
-  item's size is the sum over its attributes of the UTF-8 length of the name plus the
+- "DynamoDB item sizes and formats",
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html:
+  an item's size is the sum over its attributes of the UTF-8 length of the name plus the
   value: strings their UTF-8 bytes, numbers about 1 byte per two significant digits + 1,
   binary its raw bytes, booleans and null 1 byte, lists and maps 3 bytes + 1 byte per
   element + the elements; sets the sum of their elements.
-- "Read and write capacity units" / "DynamoDB read and write operations"
-  (developerguide/read-write-operations.html): a write costs 1 WCU per 1 KB of the item,
-  rounded up, and an update or a delete is charged on the larger of the item before and
-  after it; a failed conditional write still costs the item's size (at least 1 WCU). A
-  strongly consistent read costs 1 RCU per 4 KB rounded up, an eventually consistent one
-  half that; GetItem is charged on the whole item (a projection does not lower it, an
-  absent item costs the minimum); a Query on the sum of the items it reads (before any
-  filter), rounded up once per request.
-- "Using Global Secondary Indexes" (developerguide/GSI.html, "Provisioned throughput
-  considerations for Global Secondary Indexes", the GSI write amplification): a write of
-  the table is written again into every index that holds the item, at the size of its
-  projection there (the table's and the index's keys plus the projected attributes): an
-  item entering a sparse index is a put, one leaving it a delete, a change of the index's
-  key a delete plus a put, a change of projected attributes one write, and a write that
-  changes nothing the index holds costs nothing in it.
-- "Amazon DynamoDB Transactions: how it works" (developerguide/transaction-apis.html,
-  "Capacity management for transactions"): every item in a transaction is read or written
-  twice (prepare and commit), so twice the units, index writes included; a ConditionCheck
-  is counted as a write of the unchanged item.
+- "Read and write capacity units" / "DynamoDB read and write operations",
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html:
+  a write costs 1 WCU per 1 KB of the item, rounded up, and an update or a delete is
+  charged on the larger of the item before and after it; a failed conditional write still
+  costs the item's size (at least 1 WCU). A strongly consistent read costs 1 RCU per 4 KB
+  rounded up, an eventually consistent one half that; GetItem is charged on the whole item
+  (a projection does not lower it, an absent item costs the minimum); a Query on the sum of
+  the items it reads (before any filter), rounded up once per request.
+- "Using Global Secondary Indexes", "Provisioned throughput considerations" (the GSI write
+  amplification), https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html:
+  a write of the table is written again into every index that holds the item, at the size
+  of its projection there (the table's and the index's keys plus the projected
+  attributes): an item entering a sparse index is a put, one leaving it a delete, a change
+  of the index's key a delete plus a put, a change of projected attributes one write (here
+  at the new entry's size), and a write that changes nothing the index holds costs nothing
+  in it.
+- "Amazon DynamoDB Transactions: how it works", "Capacity management for transactions",
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html:
+  every item in a transaction is read or written twice (prepare and commit), so twice the
+  units, index writes included; a ConditionCheck is counted as a write of the unchanged item.
 
 The *floor* is the same writes without index amplification: the table units alone.
 """
