@@ -670,7 +670,9 @@ def report(measured: Measured) -> None:
     print(table(SUMMARY_HEADERS, rows))
     print()
     print("Index WCU by index (per cron run / per queue job):")
-    names = sorted(set(cron.index_wcu) | set(queue.index_wcu), key=lambda i: -cron.index_wcu[i])
+    names = sorted(
+        set(cron.index_wcu) | set(queue.index_wcu), key=lambda i: (-cron.index_wcu[i], i)
+    )
     print(
         table(
             ["index", "cron run", "queue job"],
