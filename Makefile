@@ -63,9 +63,12 @@ unit functional e2e: $(VENV)/.installed
 requirements: $(VENV)/.installed  ## Regenerate requirements.txt (Chalice's) from pyproject.toml
 	$(PY) -m infra.requirements > requirements.txt
 
+# Chalice copies chalicelib/ whole, bytecode caches too: this machine's, which Lambda
+# never uses (the zip's timestamps do not match them), so they go first.
 vendor: $(VENV)/.installed requirements.txt
 	$(PY) -m infra.requirements --check requirements.txt
 	rm -rf vendor && $(PY) -m infra.requirements --vendor vendor
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # One IAM policy file per (stage, function), from infra/iam.py and each stage's
 # settings in .chalice/config.json; a test fails when the committed ones are stale.

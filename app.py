@@ -22,14 +22,17 @@ deployed = deploy_time()
 
 _app = Chalice(app_name="tickwork")
 
-tick = _app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
+# Each handler is the attribute of this module that its function's name says:
+# Chalice writes a function's handler as `app.<the handler function's name>`
+# (`app.on_tick`), and Lambda looks that up here.
+on_tick = _app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
 # Invoked by the tick (asynchronously, once per shard), so a tick's shards run in
 # parallel invocations (chalicelib/engine/fanout.py).
-tick_shard = _app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
-execute_jobs = _app.on_sqs_message(queue=deployed.jobs_queue, batch_size=10, name="execute_jobs")(
+on_tick_shard = _app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
+on_jobs = _app.on_sqs_message(queue=deployed.jobs_queue, batch_size=10, name="execute_jobs")(
     handlers.on_jobs
 )
-dead_letters = _app.on_sqs_message(
+on_dead_letters = _app.on_sqs_message(
     queue=deployed.dead_letter_queue, batch_size=10, name="dead_letters"
 )(handlers.on_dead_letters)
 
