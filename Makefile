@@ -75,8 +75,10 @@ vendor: $(VENV)/.installed requirements.txt
 policies: $(VENV)/.installed  ## Regenerate the per-function IAM policies in .chalice/
 	$(PY) -m infra.iam
 
+# Then bytecode for what the functions load (infra/package.py): Lambda cannot write it.
 package: vendor  ## Build the Lambda deployment package into build/chalice
 	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
+	$(PY) -m infra.package build/chalice
 
 deploy: vendor  ## Deploy tables/queues/console CDN (CloudFormation), the app (chalice deploy), the console files
 	$(PY) -m infra.deploy $(STAGE)

@@ -31,9 +31,13 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from infra.package import runtime_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "build" / "chalice" / "deployment.zip"
@@ -124,19 +128,34 @@ def functions() -> list[Function]:
     return found
 
 
+def site_paths(python: str) -> list[str]:
+    """The interpreter's site-packages: the runtime, for the tree's rows."""
+    if python == sys.executable:
+        return list(
+            dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+        )
+    query = "import sysconfig as s; print(s.get_paths()['purelib'])"
+    other = subprocess.run([python, "-c", query], capture_output=True, text=True, check=True)
+    return [other.stdout.strip()]
+
+
 def run_child(
-    python: str, timed: str, env: dict[str, str], first_call: str = "", setup: str = ""
+    python: str,
+    timed: str,
+    env: dict[str, str],
+    first_call: str = "",
+    setup: str = "",
+    paths: list[str] | None = None,
 ) -> dict[str, object]:
-    """One fresh interpreter as Lambda runs one: timings and the modules it loaded."""
-    paths = [str(ROOT), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    if python != sys.executable:
-        # Another interpreter: its own site-packages, asked of it.
-        query = "import sysconfig as s; print(s.get_paths()['purelib'])"
-        other = subprocess.run([python, "-c", query], capture_output=True, text=True, check=True)
-        paths = [str(ROOT), other.stdout.strip()]
-    prefix = f"import sys; sys.path[:0] = {list(dict.fromkeys(paths))!r}\n"
+    """One fresh interpreter as Lambda runs one: timings and the modules it loaded.
+    `paths`: its `sys.path` (default: the repository, then site-packages); with
+    them given (an unpacked package beside the runtime's modules), it writes no
+    bytecode, as Lambda cannot."""
+    path = paths or [str(ROOT), *site_paths(python)]
+    prefix = f"import sys; sys.path[:0] = {path!r}\n"
+    flags = ["-I", "-S", "-B"] if paths else ["-I", "-S"]
     done = subprocess.run(
-        [python, "-I", "-S", "-c", CHILD, prefix + setup, timed, first_call],
+        [python, *flags, "-c", CHILD, prefix + setup, timed, first_call],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -157,45 +176,46 @@ def _median(runs: list[dict[str, object]], key: str) -> float:
     return statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per row")
-    parser.add_argument("--python", default=sys.executable, help="interpreter to measure with")
-    parser.add_argument(
-        "--extra", action="append", default=[], help="a statement timed after `import app`"
-    )
-    args = parser.parse_args()
+Rows = list[tuple[str, list[dict[str, object]]]]
+
+
+def measure(python: str, runs: int, extras: list[str], paths: list[str] | None) -> Rows:
     api = Function("api_handler", "app.app")
-    rows: list[tuple[str, list[dict[str, object]]]] = []
+    rows: Rows = []
+    bare = "import chalice.app, boto3"
     rows.append(
         (
-            "bare: import chalice.app, boto3",
-            [
-                run_child(args.python, "import chalice.app, boto3", api.environment())
-                for _ in range(args.runs)
-            ],
+            f"bare: {bare}",
+            [run_child(python, bare, api.environment(), paths=paths) for _ in range(runs)],
         )
     )
     for function in functions():
+        statement, env, first_call = (
+            function.statement(),
+            function.environment(),
+            function.first_call(),
+        )
         label = f"{function.name}: import app; {function.handler}"
-        runs = [
-            run_child(
-                args.python, function.statement(), function.environment(), function.first_call()
+        rows.append(
+            (
+                label,
+                [run_child(python, statement, env, first_call, paths=paths) for _ in range(runs)],
             )
-            for _ in range(args.runs)
+        )
+    for extra in extras:
+        found = [
+            run_child(python, extra, api.environment(), setup="import app", paths=paths)
+            for _ in range(runs)
         ]
-        rows.append((label, runs))
-    for extra in args.extra:
-        runs = [
-            run_child(args.python, extra, api.environment(), setup="import app")
-            for _ in range(args.runs)
-        ]
-        rows.append((f"added after import app: {extra}", runs))
+        rows.append((f"added after import app: {extra}", found))
+    return rows
 
-    print(f"load average {os.getloadavg()[0]:.2f}; {args.runs} runs each; {args.python}")
+
+def show(title: str, rows: Rows) -> None:
+    print(title)
     print(
-        f"{'median ms (fresh interpreter, as Lambda runs it)':<58} {'wall':>7} {'cpu':>7} "
-        f"{'ratio':>6}   {'+ first call: wall':>18} {'cpu':>7} {'ratio':>6}"
+        f"{'median ms':<58} {'wall':>7} {'cpu':>7} {'ratio':>6}"
+        f"   {'+ first call: wall':>18} {'cpu':>7} {'ratio':>6}"
     )
     baseline = _median(rows[0][1], "wall")
     for label, runs in rows:
@@ -205,15 +225,39 @@ def main() -> None:
             first = _median(runs, "first_wall")
             line += f"   {first:18.1f} {_median(runs, 'first_cpu'):7.1f} {first / baseline:6.2f}"
         print(line)
-    print(f"(bound: each function's import path within {MAX_RATIO}x the bare baseline)")
-    if PACKAGE.exists():
-        size = PACKAGE.stat().st_size
-        print(
-            f"{PACKAGE.relative_to(ROOT)}: {size:,} bytes ({size / 1e6:.2f} MB; "
-            f"bound {MAX_PACKAGE_BYTES / 1e6:.0f} MB)"
-        )
-    else:
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9, help="fresh interpreters per row")
+    parser.add_argument("--python", default=sys.executable, help="interpreter to measure with")
+    parser.add_argument(
+        "--extra", action="append", default=[], help="a statement timed after `import app`"
+    )
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.runs} runs each; {args.python}")
+    show(
+        "The source tree (its bytecode cached), site-packages as the runtime:",
+        measure(args.python, args.runs, args.extra, None),
+    )
+    if not PACKAGE.exists():
         print(f"{PACKAGE.relative_to(ROOT)}: absent (`make package` builds it)")
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        unpacked, runtime = Path(scratch, "package"), Path(scratch, "runtime")
+        runtime.mkdir()
+        with zipfile.ZipFile(PACKAGE) as archive:
+            archive.extractall(unpacked)
+        show(
+            "The deployment package unpacked, beside only the Lambda runtime's modules:",
+            measure(args.python, args.runs, args.extra, [str(unpacked), str(runtime_dir(runtime))]),
+        )
+    size = PACKAGE.stat().st_size
+    print(f"(bound: each function's import path within {MAX_RATIO}x the bare baseline)")
+    print(
+        f"{PACKAGE.relative_to(ROOT)}: {size:,} bytes ({size / 1e6:.2f} MB; "
+        f"bound {MAX_PACKAGE_BYTES / 1e6:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":
