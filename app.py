@@ -9,7 +9,7 @@ read (`__getattr__` below): Lambda reads it only in the API function, and
 docs/decisions.md (Cold start) says why.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, Rate
 
@@ -68,10 +68,12 @@ def _with_routes() -> Chalice:
     return _app
 
 
-def __getattr__(name: str) -> Any:
-    """`app`, on first read: the Chalice app with its routes registered, kept
-    as this module's attribute from then on (so this runs once)."""
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()["app"] = _with_routes()
-    return _app
+if not TYPE_CHECKING:  # so that mypy still checks every other name read from this module
+
+    def __getattr__(name: str) -> Any:
+        """`app`, on first read: the Chalice app with its routes registered, kept
+        as this module's attribute from then on (so this runs once)."""
+        if name != "app":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["app"] = _with_routes()
+        return _app

@@ -243,7 +243,7 @@ def serve(config: LocalConfig) -> int:
     threads = [
         # A shutdown waits for the loop's next look at its flag: 0.1 s, not 0.5.
         daemon("api", server.server.serve_forever, SHUTDOWN_POLL_S),
-        daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
+        daemon("tick", run_ticks, chalice_app.on_tick, config.tick_s, stop),
         daemon(
             "dead-letters",
             poll_queue,
