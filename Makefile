@@ -63,17 +63,22 @@ unit functional e2e: $(VENV)/.installed
 requirements: $(VENV)/.installed  ## Regenerate requirements.txt (Chalice's) from pyproject.toml
 	$(PY) -m infra.requirements > requirements.txt
 
+# Chalice copies chalicelib/ whole, bytecode caches too: this machine's, which Lambda
+# never uses (the zip's timestamps do not match them), so they go first.
 vendor: $(VENV)/.installed requirements.txt
 	$(PY) -m infra.requirements --check requirements.txt
 	rm -rf vendor && $(PY) -m infra.requirements --vendor vendor
+	find chalicelib -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # One IAM policy file per (stage, function), from infra/iam.py and each stage's
 # settings in .chalice/config.json; a test fails when the committed ones are stale.
 policies: $(VENV)/.installed  ## Regenerate the per-function IAM policies in .chalice/
 	$(PY) -m infra.iam
 
+# Then bytecode for what the functions load (infra/package.py): Lambda cannot write it.
 package: vendor  ## Build the Lambda deployment package into build/chalice
 	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
+	$(PY) -m infra.package build/chalice
 
 deploy: vendor  ## Deploy tables/queues/console CDN (CloudFormation), the app (chalice deploy), the console files
 	$(PY) -m infra.deploy $(STAGE)

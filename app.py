@@ -1,15 +1,18 @@
-"""Tickwork's Chalice app: it only wires blueprints and handlers (see chalicelib/)."""
+"""Tickwork's Chalice app: it only wires blueprints and handlers (see chalicelib/).
+
+Every function imports this module, so it imports only what every function
+needs. The four non-HTTP handlers are registered at once (they are light:
+`chalicelib/engine/handlers.py` builds its services on first call). The API's
+routes are registered when `app.app`, the API function's handler, is first
+read (`__getattr__` below): Lambda reads it only in the API function, and
+`chalice package`/`deploy` and the tests read it too, so they see every route.
+docs/decisions.md (Cold start) says why.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, Rate
 
-from chalicelib.api import meta
-from chalicelib.api.seeds import catalogue as catalogue_routes
-from chalicelib.api.seeds import records as records_routes
-from chalicelib.api.seeds import synapse as synapse_admin
-from chalicelib.api.v1 import admin_tokens, hitl, observability, queue, runs, scheduled_tasks
-from chalicelib.api.v1 import dead_letters as dead_letter_routes
-from chalicelib.api.v1 import me as me_routes
-from chalicelib.api.v1 import schedule_preview as preview_routes
 from chalicelib.engine import handlers
 from chalicelib.settings import deploy_time
 
@@ -17,28 +20,60 @@ from chalicelib.settings import deploy_time
 #: (and the routes their CORS) at decoration time (chalicelib/settings.py).
 deployed = deploy_time()
 
-app = Chalice(app_name="tickwork")
-app.register_blueprint(meta.bp)
-app.register_blueprint(scheduled_tasks.bp)
-app.register_blueprint(preview_routes.bp)
-app.register_blueprint(me_routes.bp)
-app.register_blueprint(runs.bp)
-app.register_blueprint(admin_tokens.bp)
-app.register_blueprint(queue.bp)
-app.register_blueprint(observability.bp)
-app.register_blueprint(hitl.bp)
-app.register_blueprint(dead_letter_routes.bp)
-app.register_blueprint(synapse_admin.bp)
-app.register_blueprint(catalogue_routes.bp)
-app.register_blueprint(records_routes.bp)
+_app = Chalice(app_name="tickwork")
 
-tick = app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
+# Each handler is the attribute of this module that its function's name says:
+# Chalice writes a function's handler as `app.<the handler function's name>`
+# (`app.on_tick`), and Lambda looks that up here.
+on_tick = _app.schedule(Rate(1, unit=Rate.MINUTES), name="tick")(handlers.on_tick)
 # Invoked by the tick (asynchronously, once per shard), so a tick's shards run in
 # parallel invocations (chalicelib/engine/fanout.py).
-tick_shard = app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
-execute_jobs = app.on_sqs_message(queue=deployed.jobs_queue, batch_size=10, name="execute_jobs")(
+on_tick_shard = _app.lambda_function(name="tick_shard")(handlers.on_tick_shard)
+on_jobs = _app.on_sqs_message(queue=deployed.jobs_queue, batch_size=10, name="execute_jobs")(
     handlers.on_jobs
 )
-dead_letters = app.on_sqs_message(
+on_dead_letters = _app.on_sqs_message(
     queue=deployed.dead_letter_queue, batch_size=10, name="dead_letters"
 )(handlers.on_dead_letters)
+
+#: The app with every route: the API function's handler (made by `__getattr__`).
+app: Chalice
+
+
+def _with_routes() -> Chalice:
+    """Register the API's blueprints; their modules (pydantic models, services,
+    OpenAPI) are imported here, so only a reader of `app.app` pays for them."""
+    from chalicelib.api import meta
+    from chalicelib.api.seeds import catalogue as catalogue_routes
+    from chalicelib.api.seeds import records as records_routes
+    from chalicelib.api.seeds import synapse as synapse_admin
+    from chalicelib.api.v1 import admin_tokens, hitl, observability, queue, runs, scheduled_tasks
+    from chalicelib.api.v1 import dead_letters as dead_letter_routes
+    from chalicelib.api.v1 import me as me_routes
+    from chalicelib.api.v1 import schedule_preview as preview_routes
+
+    _app.register_blueprint(meta.bp)
+    _app.register_blueprint(scheduled_tasks.bp)
+    _app.register_blueprint(preview_routes.bp)
+    _app.register_blueprint(me_routes.bp)
+    _app.register_blueprint(runs.bp)
+    _app.register_blueprint(admin_tokens.bp)
+    _app.register_blueprint(queue.bp)
+    _app.register_blueprint(observability.bp)
+    _app.register_blueprint(hitl.bp)
+    _app.register_blueprint(dead_letter_routes.bp)
+    _app.register_blueprint(synapse_admin.bp)
+    _app.register_blueprint(catalogue_routes.bp)
+    _app.register_blueprint(records_routes.bp)
+    return _app
+
+
+if not TYPE_CHECKING:  # so that mypy still checks every other name read from this module
+
+    def __getattr__(name: str) -> Any:
+        """`app`, on first read: the Chalice app with its routes registered, kept
+        as this module's attribute from then on (so this runs once)."""
+        if name != "app":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()["app"] = _with_routes()
+        return _app

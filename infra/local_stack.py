@@ -201,7 +201,7 @@ def serve(config: LocalConfig) -> int:
     os.environ["TICKWORK_STAGE"] = STAGE  # the handlers name their queues from it
     import app as chalice_app
 
-    shard_passes.handler = chalice_app.tick_shard
+    shard_passes.handler = chalice_app.on_tick_shard
 
     # Chalice sets its app's logger ("tickwork") to ERROR; the local stack shows
     # runs, and with TICKWORK_LOG=debug the request lines (`tickwork.http`).
@@ -243,13 +243,13 @@ def serve(config: LocalConfig) -> int:
     threads = [
         # A shutdown waits for the loop's next look at its flag: 0.1 s, not 0.5.
         daemon("api", server.server.serve_forever, SHUTDOWN_POLL_S),
-        daemon("tick", run_ticks, chalice_app.tick, config.tick_s, stop),
+        daemon("tick", run_ticks, chalice_app.on_tick, config.tick_s, stop),
         daemon(
             "dead-letters",
             poll_queue,
             aws.endpoint_url,
             dlq_url,
-            chalice_app.dead_letters,
+            chalice_app.on_dead_letters,
             stop,
             function_timeout_s("dead_letters"),
         ),
@@ -259,7 +259,7 @@ def serve(config: LocalConfig) -> int:
                 poll_queue,
                 aws.endpoint_url,
                 jobs_url,
-                chalice_app.execute_jobs,
+                chalice_app.on_jobs,
                 stop,
                 function_timeout_s("execute_jobs"),
             )

@@ -54,6 +54,8 @@ def vendor(target: Path) -> None:
             "install",
             "--quiet",
             "--no-deps",
+            # Bytecode made here is stale in the zip (its timestamps differ): Lambda never uses it.
+            "--no-compile",
             "--upgrade",
             "--target",
             str(target),

@@ -8,11 +8,14 @@ come from `settings.deploy_time()`, which `app.py` reads.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib.engine.executor import RemainingTime
 from chalicelib.engine.fanout import shards_of
 from chalicelib.wiring import services
+
+if TYPE_CHECKING:
+    # A type only: importing the executor here would load it into every function.
+    from chalicelib.engine.executor import RemainingTime
 
 logger = logging.getLogger("tickwork.tick")
 #: One summary line per shard pass: CloudWatch keeps it; the local stack shows it

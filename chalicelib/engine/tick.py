@@ -36,11 +36,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from chalicelib.approvals.service import ApprovalService
 from chalicelib.clock import Clock, to_ms
 from chalicelib.engine.dispatch import Dispatcher
-from chalicelib.engine.executor import RemainingTime
 from chalicelib.engine.fanout import StartShards
 from chalicelib.engine.policies import Firing, plan_firings
 from chalicelib.jobs.model import Job, JobStatus, Trigger, firing_job_id, service_job_id
@@ -56,6 +56,10 @@ from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.tasks.model import Kind, Task
+
+if TYPE_CHECKING:
+    # A type only: the tick's functions do not load the executor.
+    from chalicelib.engine.executor import RemainingTime
 
 logger = logging.getLogger("tickwork.tick")
 

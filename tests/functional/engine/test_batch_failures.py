@@ -8,7 +8,6 @@ poller deletes only the records not reported, as Lambda does.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -92,7 +91,7 @@ def outage(services: Services, clock: FakeClock, actions: Registry) -> Iterator[
         settings=settings,
         approvals=services.approvals,
     )
-    services_module.use(dataclasses.replace(services, executor=executor))
+    services_module.use(services.replace(executor=executor))
     yield failing
     services_module.use(services)
 

@@ -9,21 +9,22 @@ interpreter that sees only the package and what the Lambda runtime provides.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import subprocess
 import sys
 import sysconfig
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from infra.package import runtime_dir as runtime_dir_in
 from infra.requirements import render
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "build" / "chalice" / "deployment.zip"
-#: What the Lambda Python runtime brings besides the standard library.
-LAMBDA_RUNTIME = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "six.py")
 #: A fresh interpreter that sees only the package and the runtime's modules:
 #: it answers one API request and says where every module it loaded came from.
 PROBE = """
@@ -50,6 +51,7 @@ print(json.dumps({"status": answer["statusCode"], "body": answer["body"], "files
 
 def _newest_source() -> float:
     sources = [ROOT / "app.py", ROOT / "requirements.txt", ROOT / "pyproject.toml"]
+    sources += [ROOT / "infra" / "package.py", ROOT / "Makefile"]
     sources += (ROOT / "chalicelib").rglob("*.py")
     return max(path.stat().st_mtime for path in sources)
 
@@ -71,11 +73,21 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The runtime's own modules, linked from this environment's site-packages."""
-    runtime = tmp_path_factory.mktemp("runtime")
-    site = Path(sysconfig.get_paths()["purelib"])
-    for name in LAMBDA_RUNTIME:
-        (runtime / name).symlink_to(site / name)
-    return runtime
+    return runtime_dir_in(tmp_path_factory.mktemp("runtime"))
+
+
+@pytest.fixture(scope="module")
+def probe(package_dir: Path, runtime_dir: Path) -> dict[str, Any]:
+    """The package alone beside the runtime's modules, after one API request."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", PROBE, str(package_dir), str(runtime_dir)],
+        capture_output=True,
+        text=True,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
 
 
 def test_requirements_txt_is_generated_from_pyproject() -> None:
@@ -85,24 +97,14 @@ def test_requirements_txt_is_generated_from_pyproject() -> None:
 def test_the_package_holds_neither_the_aws_sdk_nor_the_chalice_cli(package_dir: Path) -> None:
     top_level = {path.name for path in package_dir.iterdir()}
     assert not top_level & {"boto3", "botocore", "s3transfer", "moto", "pytest", "infra"}
-    assert sorted(p.name for p in (package_dir / "chalice").iterdir()) == [
-        "__init__.py",
-        "app.py",
-    ]
+    chalice = [p.name for p in (package_dir / "chalice").iterdir() if p.name != "__pycache__"]
+    assert sorted(chalice) == ["__init__.py", "app.py"]
     assert {"app.py", "chalicelib", "pynamodb", "pydantic", "croniter"} <= top_level
 
 
 def test_the_package_serves_with_only_the_lambda_runtime_beside_it(
-    package_dir: Path, runtime_dir: Path
+    package_dir: Path, runtime_dir: Path, probe: dict[str, Any]
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", PROBE, str(package_dir), str(runtime_dir)],
-        capture_output=True,
-        text=True,
-        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    probe = json.loads(done.stdout)
     assert probe["status"] == 200
     assert "/v1/scheduled-tasks" in json.loads(probe["body"])["paths"]
     stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
@@ -114,6 +116,23 @@ def test_the_package_serves_with_only_the_lambda_runtime_beside_it(
         if path.startswith(str(runtime_dir))
     }
     assert "botocore" in loaded  # the runtime's, not a copy in the package
+
+
+def test_every_module_the_api_loads_from_the_package_comes_with_its_bytecode(
+    package_dir: Path, probe: dict[str, Any]
+) -> None:
+    # Lambda cannot write bytecode beside the package: without it, each cold start
+    # compiles every module. Unchecked-hash bytecode (PEP 552: flags 0b01) is used
+    # whatever the extracted files' timestamps say.
+    sources = [path for path in probe["files"] if path.startswith(str(package_dir))]
+    assert any("/chalicelib/api/v1/" in path for path in sources)
+    assert any("/pydantic/" in path for path in sources)
+    flags = {}
+    for source in sources:
+        if source.endswith(".py"):
+            header = Path(importlib.util.cache_from_source(source)).read_bytes()[:8]
+            flags[Path(source).relative_to(package_dir).as_posix()] = header[4]
+    assert {name: flag for name, flag in flags.items() if flag != 0b01} == {}
 
 
 def test_app_imports_no_test_or_dev_tooling() -> None:
