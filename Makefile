@@ -76,8 +76,10 @@ policies: $(VENV)/.installed  ## Regenerate the per-function IAM policies in .ch
 	$(PY) -m infra.iam
 
 # Then bytecode for what the functions load (infra/package.py): Lambda cannot write it.
+# `chalice package` imports the app to read its routes: without PYTHONDONTWRITEBYTECODE
+# that import would leave timestamped bytecode in chalicelib/ for the zip to carry.
 package: vendor  ## Build the Lambda deployment package into build/chalice
-	$(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
+	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/sam-merge.json build/chalice
 	$(PY) -m infra.package build/chalice
 
 deploy: vendor  ## Deploy tables/queues/console CDN (CloudFormation), the app (chalice deploy), the console files

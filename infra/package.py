@@ -113,8 +113,8 @@ def add_bytecode(build: Path) -> int:
             for source in sorted(sources):
                 cached = Path(importlib.util.cache_from_source(str(source)))
                 name = cached.relative_to(unpacked).as_posix()
-                if name in present:
-                    continue
+                if name in present:  # a cache the build left: Lambda would recompile it
+                    raise SystemExit(f"{name}: the package holds bytecode it did not make")
                 py_compile.compile(
                     str(source),
                     cfile=str(cached),
