@@ -28,12 +28,14 @@ import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 #: What the Lambda Python runtime brings besides the standard library.
 LAMBDA_RUNTIME = ("boto3", "botocore", "jmespath", "s3transfer", "urllib3", "six.py")
 #: Chalice's timestamp for every entry (the zip is the same for the same sources).
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-#: Imports every module the functions' paths load and prints the package's files among them.
+#: Answers one API request and builds every part of Services, as the functions'
+#: paths would, then prints the answer and the file of every module it loaded.
 PROBE = """
 import json, sys
 package, runtime = sys.argv[1], sys.argv[2]
@@ -51,14 +53,14 @@ request = {
 class Context:
     aws_request_id = "r"
     function_name = "tickwork-dev"
-assert app.app(request, Context())["statusCode"] == 200
+answer = app.app(request, Context())
 from chalicelib import wiring
 current = wiring.services()
 for name, value in vars(wiring.Services).items():
     if isinstance(value, wiring.part):
         getattr(current, name)
-files = {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}
-print(json.dumps(sorted(f for f in files if f.startswith(package) and f.endswith(".py"))))
+files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
+print(json.dumps({"status": answer["statusCode"], "body": answer["body"], "files": files}))
 """
 
 
@@ -70,16 +72,27 @@ def runtime_dir(target: Path) -> Path:
     return target
 
 
-def loaded_sources(unpacked: Path, runtime: Path) -> list[Path]:
-    """The package's source files that the probe loads."""
+def probe(unpacked: Path, runtime: Path) -> dict[str, Any]:
+    """Run PROBE on the unpacked package beside only the runtime's modules (`-I -S`:
+    nothing else of this environment; `-B`: it writes no bytecode)."""
     done = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", PROBE, str(unpacked), str(runtime)],
         capture_output=True,
         text=True,
-        check=True,
         env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
     )
-    return [Path(path) for path in json.loads(done.stdout)]
+    if done.returncode != 0:
+        raise RuntimeError(f"the package does not run alone:\n{done.stderr}")
+    found: dict[str, Any] = json.loads(done.stdout)
+    if found["status"] != 200:
+        raise RuntimeError(f"the package answered {found['status']}: {found['body'][:500]}")
+    return found
+
+
+def loaded_sources(unpacked: Path, runtime: Path) -> list[Path]:
+    """The package's source files that the probe loads."""
+    files = probe(unpacked, runtime)["files"]
+    return [Path(path) for path in files if path.startswith(str(unpacked)) and path.endswith(".py")]
 
 
 def runtime_version(build: Path) -> str:

@@ -20,33 +20,12 @@ from typing import Any
 
 import pytest
 
+from infra.package import probe as run_probe
 from infra.package import runtime_dir as runtime_dir_in
 from infra.requirements import render
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGE = ROOT / "build" / "chalice" / "deployment.zip"
-#: A fresh interpreter that sees only the package and the runtime's modules:
-#: it answers one API request and says where every module it loaded came from.
-PROBE = """
-import json, sys
-package, runtime = sys.argv[1], sys.argv[2]
-sys.path[:0] = [package, runtime]
-import app
-request = {
-    "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET",
-    "headers": {}, "multiValueHeaders": {}, "queryStringParameters": None,
-    "multiValueQueryStringParameters": None, "pathParameters": None,
-    "stageVariables": None, "body": None, "isBase64Encoded": False,
-    "requestContext": {"resourcePath": "/openapi.json", "httpMethod": "GET",
-                       "stage": "api", "requestId": "r", "identity": {"sourceIp": "192.0.2.1"}},
-}
-class Context:
-    aws_request_id = "r"
-    function_name = "tickwork-dev"
-answer = app.app(request, Context())
-files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
-print(json.dumps({"status": answer["statusCode"], "body": answer["body"], "files": files}))
-"""
 
 
 def _newest_source() -> float:
@@ -78,16 +57,9 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def probe(package_dir: Path, runtime_dir: Path) -> dict[str, Any]:
-    """The package alone beside the runtime's modules, after one API request."""
-    done = subprocess.run(
-        [sys.executable, "-I", "-S", "-B", "-c", PROBE, str(package_dir), str(runtime_dir)],
-        capture_output=True,
-        text=True,
-        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    found: dict[str, Any] = json.loads(done.stdout)
-    return found
+    """The package alone beside the runtime's modules, after one API request
+    (`infra.package.probe`, which also finds what needs bytecode)."""
+    return run_probe(package_dir, runtime_dir)
 
 
 def test_requirements_txt_is_generated_from_pyproject() -> None:
