@@ -269,8 +269,14 @@ def serve(config: LocalConfig) -> int:
     for thread in threads:
         thread.start()
 
+    # The handler only notes the signal: it runs in the main thread between two
+    # of its bytecodes, perhaps inside `stop.wait()` holding the Event's lock,
+    # where `stop.set()` would wait for that lock for ever (a stack seen not to
+    # stop on Ctrl-C). The main loop sets `stop` itself.
+    signals: list[int] = []
+
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        signals.append(signum)
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
@@ -283,14 +289,15 @@ def serve(config: LocalConfig) -> int:
     # For aws-cli or boto3 by hand; no action may call it (chalicelib/actions/netguard.py).
     say(f"Embedded AWS (moto): {aws.endpoint_url}")
     say(f"Tickwork ready on {base}  (API {base}/v1, spec {base}/openapi.json)")
-    # Wake up now and then: Linux may deliver Ctrl-C to another thread, and a
-    # main thread blocked in a lock without a timeout would never run the
-    # Python handler (seen as a stack that does not stop).
+    # Wake up now and then (a signal interrupts the sleep; the handler runs at
+    # once) and take no lock the handler could need.
     lost_aws = False
-    while not stop.wait(timeout=0.2):
+    while not signals:
         if aws.exited:  # nothing can be written any more: stop, and say so
             lost_aws = True
             break
+        time.sleep(0.2)
+    stop.set()
 
     say("Stopping...")
     server.shutdown()
