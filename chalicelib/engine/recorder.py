@@ -242,12 +242,13 @@ class Recorder:
                 raise
         # The condition failed: a cancel request came, or the job moved on.
         fresh = self._durably(lambda: self._jobs.get(stored.job.id))
-        still_ours = (
+        asked_to_stop = (
             fresh is not None
             and fresh.job.status is JobStatus.ACTIVE
             and fresh.job.attempt == stored.job.attempt
+            and fresh.job.cancel_requested
         )
-        if still_ours and fresh is not None and fresh.job.cancel_requested:
+        if asked_to_stop:
             cancelled = _outcome(_cancelled(run))
             self._durably(lambda: self._jobs.finish(stored, cancelled, now=now))
             return JobStatus.CANCELLED

@@ -11,8 +11,13 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.auth.service import Principal, Role
+from chalicelib.clock import ManualClock
+from chalicelib.engine.executor import Executor
 from chalicelib.engine.fanout import shard_event, shards_of
 from chalicelib.jobs.model import Job
+from chalicelib.jobs.sqs import JobQueue
+from chalicelib.storage.jobs import JobStore
+from chalicelib.storage.tasks import TaskStore
 from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S, Task
 from chalicelib.wiring import Services
 from chalicelib.wiring import services as current_services
@@ -135,3 +140,25 @@ class Pipeline:
         )
         self.client.lambda_.invoke("dead_letters", event)
         return bodies
+
+
+def executor_over(
+    services: Services,
+    clock: ManualClock,
+    *,
+    jobs: JobStore | None = None,
+    tasks: TaskStore | None = None,
+    queue: JobQueue | None = None,
+) -> Executor:
+    """The app's executor over other stores (a test's failing or watching ones);
+    its "never early" wait moves the fake clock, as the services fixture's does."""
+    return Executor(
+        jobs or services.job_store,
+        tasks or services.task_store,
+        queue or services.sqs,
+        services.registry,
+        clock,
+        clock.advance,
+        settings=services.settings,
+        approvals=services.approvals,
+    )

@@ -18,8 +18,6 @@ import pytest
 
 from app import app
 from chalicelib import wiring as services_module
-from chalicelib.actions import Registry
-from chalicelib.engine.executor import Executor
 from chalicelib.jobs.model import JobStatus
 from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.settings import Settings
@@ -32,7 +30,7 @@ from chalicelib.wiring import Services
 from infra.local_stack import poll_queue, sqs_record
 from tests.conftest import Calls, FakeClock, Token
 from tests.functional.conftest import Api, body
-from tests.functional.engine_helpers import ACME, Pipeline, runs
+from tests.functional.engine_helpers import ACME, Pipeline, executor_over, runs
 
 
 class Context:
@@ -77,19 +75,15 @@ class FlakyQueue(JobQueue):
 
 
 @pytest.fixture
-def outage(services: Services, clock: FakeClock, actions: Registry) -> Iterator[Outage]:
+def outage(services: Services, clock: FakeClock) -> Iterator[Outage]:
     """The app's executor, over stores that fail for the outage's job ids."""
     failing = Outage()
     settings = services.settings
-    executor = Executor(
-        FlakyJobs(settings, services.tables, failing),
-        TaskStore(settings, services.tables),
-        FlakyQueue(settings, failing),
-        actions,
+    executor = executor_over(
+        services,
         clock,
-        clock.advance,
-        settings=settings,
-        approvals=services.approvals,
+        jobs=FlakyJobs(settings, services.tables, failing),
+        queue=FlakyQueue(settings, failing),
     )
     services_module.use(services.replace(executor=executor))
     yield failing

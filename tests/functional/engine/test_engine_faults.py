@@ -21,13 +21,13 @@ from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.settings import Settings
 from chalicelib.storage.binding import Tables
 from chalicelib.storage.jobs import JobStore
-from chalicelib.storage.stored_jobs import Outcome, RunPolicy, StoredJob
+from chalicelib.storage.stored_jobs import RunPolicy
 from chalicelib.storage.tables import shard_of
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.tasks.model import Task, TaskSpec
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock
-from tests.functional.engine_helpers import ACME, Pipeline, runs
+from tests.functional.engine_helpers import ACME, Pipeline, executor_over, runs
 
 
 class Crash(Exception):
@@ -244,29 +244,13 @@ def test_eight_concurrent_ticks_make_one_job_per_firing(
 class DyingJobs(JobStore):
     """The executor dies after running the action, before recording it."""
 
-    def finish(
-        self,
-        stored: StoredJob,
-        outcome: Outcome,
-        *,
-        now: datetime,
-        unless_cancel_requested: bool = False,
-    ) -> None:
+    def finish(self, *args: Any, **kwargs: Any) -> None:
         raise Crash("executor died")
 
 
-def dying_executor(services: Services, clock: FakeClock, actions: Registry) -> Executor:
+def dying_executor(services: Services, clock: FakeClock) -> Executor:
     """An executor over the same tables whose runs die before they are recorded."""
-    return Executor(
-        DyingJobs(services.settings, services.tables),
-        TaskStore(services.settings, services.tables),
-        services.sqs,
-        actions,
-        clock,
-        clock.advance,
-        settings=services.settings,
-        approvals=services.approvals,
-    )
+    return executor_over(services, clock, jobs=DyingJobs(services.settings, services.tables))
 
 
 @pytest.mark.parametrize(
@@ -284,7 +268,7 @@ def test_a_job_whose_lease_ran_out_runs_again_as_a_new_attempt(
 ) -> None:
     task = make_task(schedule="0 * * * *", timeout=30, retry_attempts=retry_attempts)
     services.runs.trigger(ACME, task.id)
-    dying = dying_executor(services, clock, actions)
+    dying = dying_executor(services, clock)
     dying.handle_batch([m["Body"] for m in pipeline.receive()])  # runs, then "dies"
     pipeline.deliver()  # a duplicate delivery meanwhile finds it running: dropped
     [job] = runs(services, task)

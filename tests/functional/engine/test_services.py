@@ -220,7 +220,7 @@ def test_a_service_run_whose_executor_died_is_restarted(
 ) -> None:
     task = service(services, restart="on_failure", restart_delay=1000, timeout=30)
     pipeline.tick()
-    dying = dying_executor(services, clock, actions)
+    dying = dying_executor(services, clock)
     dying.handle_batch([m["Body"] for m in pipeline.receive()])  # runs, then "dies"
     clock.advance(30 + LEASE_MARGIN_S + 1)
     pipeline.tick()  # the lease ran out: sent again

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from chalicelib.actions import Registry
-from chalicelib.engine.executor import Executor
 from chalicelib.jobs.model import Job, JobStatus
 from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage
 from chalicelib.settings import Settings
@@ -21,7 +20,7 @@ from chalicelib.tasks.model import Task
 from chalicelib.wiring import Services
 from tests.conftest import Calls, FakeClock
 from tests.functional.engine.test_engine import wait_until
-from tests.functional.engine_helpers import ACME, Pipeline, runs
+from tests.functional.engine_helpers import ACME, Pipeline, executor_over, runs
 
 #: Fires once a year: every run in these tests is a trigger the test makes.
 YEARLY = "0 0 1 1 *"
@@ -302,16 +301,7 @@ def test_a_slot_freed_between_the_failed_take_and_the_join_is_taken(
     store = TaskStore(services.settings, services.tables)
     assert store.take_slot(task.id, "running-elsewhere", 1)
     racing = SlotFreedBeforeJoin(services.settings, services.tables, "running-elsewhere")
-    executor = Executor(
-        JobStore(services.settings, services.tables),
-        racing,
-        services.sqs,
-        actions,
-        clock,
-        clock.advance,
-        settings=services.settings,
-        approvals=services.approvals,
-    )
+    executor = executor_over(services, clock, tasks=racing)
     job = trigger(services, clock, task)
     executor.handle_batch([JobMessage(j).body() for j in queued_ids(pipeline)])
     assert racing.hand_over_saw == []  # the run that ended had nobody to wake
@@ -407,16 +397,7 @@ def test_a_firing_whose_previous_firing_finished_last_reads_only_its_own_job(
 ) -> None:
     task = make_task(on_overlap="queue")  # every 10 s
     jobs = ReadCountingJobs(services.settings, services.tables)
-    executor = Executor(
-        jobs,
-        TaskStore(services.settings, services.tables),
-        services.sqs,
-        actions,
-        clock,
-        clock.advance,
-        settings=services.settings,
-        approvals=services.approvals,
-    )
+    executor = executor_over(services, clock, jobs=jobs)
     fired: list[str] = []
     for _ in range(2):
         clock.advance(10)
