@@ -262,7 +262,6 @@ def test_a_job_whose_lease_ran_out_runs_again_as_a_new_attempt(
     clock: FakeClock,
     calls: Calls,
     make_task: Callable[..., Task],
-    actions: Registry,
     retry_attempts: int,
     ends: JobStatus,
 ) -> None:

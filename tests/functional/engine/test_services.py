@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import pytest
 
-from chalicelib.actions import Registry
 from chalicelib.engine.executor import LEASE_MARGIN_S
 from chalicelib.jobs.model import Job, JobStatus, Trigger
 from chalicelib.tasks.model import Task, TaskSpec
@@ -216,7 +215,7 @@ def test_raising_instances_starts_only_the_missing_runs(
 
 
 def test_a_service_run_whose_executor_died_is_restarted(
-    services: Services, pipeline: Pipeline, clock: FakeClock, actions: Registry
+    services: Services, pipeline: Pipeline, clock: FakeClock
 ) -> None:
     task = service(services, restart="on_failure", restart_delay=1000, timeout=30)
     pipeline.tick()

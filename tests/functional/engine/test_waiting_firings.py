@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from chalicelib.actions import Registry
 from chalicelib.jobs.model import Job, JobStatus
 from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage
 from chalicelib.settings import Settings
@@ -294,7 +293,6 @@ def test_a_slot_freed_between_the_failed_take_and_the_join_is_taken(
     services: Services,
     pipeline: Pipeline,
     clock: FakeClock,
-    actions: Registry,
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(schedule=YEARLY, on_overlap="queue")
@@ -392,7 +390,6 @@ def test_a_firing_whose_previous_firing_finished_last_reads_only_its_own_job(
     services: Services,
     pipeline: Pipeline,
     clock: FakeClock,
-    actions: Registry,
     make_task: Callable[..., Task],
 ) -> None:
     task = make_task(on_overlap="queue")  # every 10 s
