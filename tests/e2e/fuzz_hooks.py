@@ -5,7 +5,9 @@ Only positively generated cases are touched (negative ones stay as generated):
 - `cursor` is dropped: a cursor is valid only as some page's `next_cursor`;
 - a task's `schedule` and `timezone` come from working examples: a cron that
   never fires (`0 0 30 2 *`) or an `@once` in the past matches any pattern a
-  schema could give, and zone names are whatever the tz database holds;
+  schema could give, and zone names are whatever the tz database holds; a
+  patch that makes the task a `task` brings a schedule (the stored task may be
+  a service without one: a relation to stored state no schema states);
 - a job's or task's `action` becomes `echo`, which takes any `args` (the schema
   lists the registered names; which args fit which name is each action's own
   model, shown by `GET /v1/queue/actions`);
@@ -41,7 +43,10 @@ SUBMIT = ("POST", "/v1/queue/jobs")
 
 
 def _examples(values: dict[str, Any], pick: int, *, patch: bool) -> None:
-    if values.get("schedule") is not None or (not patch and values.get("kind") != "service"):
+    # A patch that makes the task a `task` (a null `kind` resets it to that
+    # default) brings a schedule: the stored task may be a service without one.
+    makes_a_task = values.get("kind") != "service" and (not patch or "kind" in values)
+    if values.get("schedule") is not None or makes_a_task:
         values["schedule"] = SCHEDULES[pick % len(SCHEDULES)]
     elif patch and "schedule" in values:
         del values["schedule"]  # null resets it to none, which only a service may have
