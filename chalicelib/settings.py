@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 #: Logical names of Tickwork's tables (`infra/resources.py` defines them; a test
 #: checks the two agree).
-TABLES = ("tasks", "jobs", "approvals", "tokens", "metrics", "uniques")
+TABLES = ("tasks", "jobs", "attempts", "approvals", "tokens", "metrics", "uniques")
 #: The LLM back ends `trigger_ai` can ask (DESIGN §6).
 AI_PROVIDERS = ("bedrock", "openai")
 #: What `TICKWORK_APPROVAL_SELF` may say (DESIGN §5, HITL).

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.jobs.service import QueueService
     from chalicelib.jobs.sqs import JobQueue
     from chalicelib.metrics.service import JobMetrics
+    from chalicelib.storage.attempts import AttemptStore
     from chalicelib.storage.binding import Tables
     from chalicelib.storage.job_listing import StageListing
     from chalicelib.storage.jobs import JobStore
@@ -146,6 +147,13 @@ class Services:
         return JobStore(self.settings, self.tables, observer=self.metrics.observe)
 
     @part
+    def attempt_store(self) -> AttemptStore:
+        """Every attempt of every job: its start, end, error and log."""
+        from chalicelib.storage.attempts import AttemptStore
+
+        return AttemptStore(self.tables)
+
+    @part
     def registry(self) -> Registry:
         """The actions jobs may name."""
         from chalicelib.actions import registry
@@ -228,6 +236,7 @@ class Services:
 
         return QueueService(
             self.job_store,
+            self.attempt_store,
             self.sqs,
             self.registry,
             self.approvals,
@@ -275,6 +284,7 @@ class Services:
             self._sleep,
             settings=self.settings,
             approvals=self.approvals,
+            attempts=self.attempt_store,
         )
 
 

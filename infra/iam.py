@@ -126,6 +126,7 @@ NEEDS: dict[str, Needs] = {
                 "approvals": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
                 "tokens": ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"),
                 "metrics": ("dynamodb:Query", "dynamodb:UpdateItem"),
+                "attempts": ("dynamodb:GetItem", "dynamodb:Query"),
             },
             indexes={
                 "tasks": ("by_project",),
@@ -162,6 +163,8 @@ NEEDS: dict[str, Needs] = {
                 ),
                 "tasks": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
                 "approvals": ("dynamodb:PutItem",),
+                # Each attempt with its log; a pruned run's attempts go with it.
+                "attempts": ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem"),
             },
             indexes={"jobs": ("by_task",)},
             sends_to=("jobs",),
@@ -170,7 +173,10 @@ NEEDS: dict[str, Needs] = {
         )
     ),
     # Messages SQS gave up on: their jobs end `failed`.
-    "dead_letters": _ENDING_A_JOB.merged(Needs(consumes="jobs-dlq")),
+    # A job whose executor stopped keeps that attempt as `lost`.
+    "dead_letters": _ENDING_A_JOB.merged(
+        Needs(tables={"attempts": ("dynamodb:PutItem",)}, consumes="jobs-dlq")
+    ),
 }
 
 #: What Lambda's SQS event source does with the function's role.

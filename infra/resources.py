@@ -31,11 +31,12 @@ JOBS_MAX_RECEIVE_COUNT = 5
 #: (`chalicelib.storage.tables.LISTING_ATTRIBUTES` names the same).
 JOB_LISTING_ATTRIBUTES = ["project_id", "action", "status", "resource_id", "result", "error"]
 #: Tables CloudFormation keeps when the stack is deleted or a change would
-#: replace them: the records users made (tasks, runs, approvals, tokens) and the
+#: replace them: the records users made (tasks, runs and their attempts,
+#: approvals, tokens) and the
 #: uniqueness claims written in the same transactions as tasks and queue jobs
 #: (restored without them, the data would accept a second task of the same
 #: name). `metrics` is not kept: per-minute counters that expire by TTL.
-RETAINED_TABLES = ("tasks", "jobs", "approvals", "tokens", "uniques")
+RETAINED_TABLES = ("tasks", "jobs", "attempts", "approvals", "tokens", "uniques")
 #: Days CloudWatch Logs keeps each function's log lines.
 LOG_RETENTION_DAYS = 30
 #: The Lambda functions of `app.py` by their Chalice names. `chalice deploy`
@@ -165,6 +166,16 @@ def tables(stage: str) -> dict[str, Json]:
                 _gsi("by_action", "action_shard", "timestamp_ms", include=JOB_LISTING_ATTRIBUTES),
                 _gsi("by_resource", "resource_id", "timestamp_ms", include=JOB_LISTING_ATTRIBUTES),
             ],
+            ttl_attribute="expires_at_s",
+        ),
+        # Every attempt of a job (start, end, outcome, error, log), read by the
+        # job's key; no index, so a log is written once. Expires with its job.
+        "attempts": _table(
+            "attempts",
+            stage,
+            "job_id",
+            {"job_id": "S", "attempt": "N"},
+            range_key="attempt",
             ttl_attribute="expires_at_s",
         ),
         # Human approval requests: listed per project and status; the sparse

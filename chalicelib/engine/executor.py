@@ -44,6 +44,7 @@ from chalicelib.engine.slots import Slots
 from chalicelib.jobs.model import STARTABLE, JobStatus, Trigger, is_user_job_key
 from chalicelib.jobs.sqs import ARRIVE_EARLY_S, JobMessage, JobQueue, delay_until
 from chalicelib.settings import Settings
+from chalicelib.storage.attempts import AttemptStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.stored_jobs import StoredJob
@@ -109,6 +110,7 @@ class Executor:
         *,
         settings: Settings,
         approvals: ApprovalService,
+        attempts: AttemptStore,
     ) -> None:
         self._approvals = approvals
         self._jobs = jobs
@@ -122,6 +124,7 @@ class Executor:
         self._recorder = Recorder(
             jobs,
             tasks,
+            attempts,
             queue,
             clock,
             sleep,
@@ -272,6 +275,8 @@ class Executor:
         lease_until = self._clock.now() + timedelta(
             seconds=stored.policy.timeout_s + LEASE_MARGIN_S
         )
+        if job.status is JobStatus.ACTIVE:
+            self._recorder.lost(stored)  # its executor stopped: this is the next attempt
         try:
             claimed = self._jobs.claim(stored, now=self._clock.now(), lease_until=lease_until)
         except StorageConflict:

@@ -22,8 +22,9 @@ from chalicelib.actions import Report
 from chalicelib.clock import Clock
 from chalicelib.engine.policies import backoff_delay_s
 from chalicelib.engine.restarts import Restarts
-from chalicelib.jobs.model import JobStatus, is_service_job_id
+from chalicelib.jobs.model import AttemptStatus, JobStatus, is_service_job_id
 from chalicelib.jobs.sqs import MAX_DELAY_S, REDELIVERY_GRACE, JobMessage, JobQueue, delay_until
+from chalicelib.storage.attempts import AttemptStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.stored_jobs import Outcome, StoredJob
@@ -81,8 +82,6 @@ def _outcome(run: RunResult) -> Outcome:
         result=result,
         result_truncated=cut,
         error=run.error,
-        log=run.log,
-        log_truncated=run.log_truncated,
         success_num=run.report.success_num,
         failed_num=run.report.failed_num,
         skip_num=run.report.skip_num,
@@ -136,6 +135,7 @@ class Recorder:
         self,
         jobs: JobStore,
         tasks: TaskStore,
+        attempts: AttemptStore,
         queue: JobQueue,
         clock: Clock,
         sleep: Sleeper,
@@ -145,6 +145,7 @@ class Recorder:
     ) -> None:
         self._jobs = jobs
         self._tasks = tasks
+        self._attempts = attempts
         self._queue = queue
         self._clock = clock
         self._sleep = sleep
@@ -161,14 +162,13 @@ class Recorder:
             at = now + timedelta(seconds=delay)
             # Short delays ride on an SQS delay; longer ones wait for the tick.
             via_sqs = delay < MAX_DELAY_S
+            self._keep_attempt(stored, run, now)
             self._durably(
                 lambda: self._jobs.retry_later(
                     stored,
                     at=at,
                     due_at=at + REDELIVERY_GRACE if via_sqs else at,
                     error=run.error or "failed",
-                    log=run.log,
-                    log_truncated=run.log_truncated,
                 )
             )
             if task is not None:
@@ -198,6 +198,7 @@ class Recorder:
         # Write-ahead, as the tick fires: the restart exists before this run
         # ends, and is sent once this run's slot is free for it.
         restart = self._durably(lambda: self._restarts.create(stored, run.status, task))
+        self._keep_attempt(stored, run, now)
         status = run.status
         try:
             status = self._finish(stored, run, now)
@@ -221,6 +222,25 @@ class Recorder:
 
     def _durably(self, step: Callable[[], T]) -> T:
         return durably(step, self._sleep)
+
+    def _keep_attempt(self, stored: StoredJob, run: RunResult, now: datetime) -> None:
+        """Keep the attempt with its log, before the job's own write: a reader
+        who sees the job move on finds the attempt it ended."""
+        self._durably(
+            lambda: self._attempts.record(
+                stored,
+                AttemptStatus(run.status.value),
+                now=now,
+                error=run.error,
+                log=run.log,
+                log_truncated=run.log_truncated,
+            )
+        )
+
+    def lost(self, stored: StoredJob) -> None:
+        """Keep the attempt of an `active` job whose executor stopped before it
+        recorded it (the lease ran out): before the job starts again or ends."""
+        self._attempts.lost(stored, now=self._clock.now())
 
     def _finish(self, stored: StoredJob, run: RunResult, now: datetime) -> JobStatus:
         """Write the run's outcome; returns the status it ended in, or
@@ -249,6 +269,7 @@ class Recorder:
             and fresh.job.cancel_requested
         )
         if asked_to_stop:
+            self._keep_attempt(stored, _cancelled(run), now)
             cancelled = _outcome(_cancelled(run))
             self._durably(lambda: self._jobs.finish(stored, cancelled, now=now))
             return JobStatus.CANCELLED
@@ -260,7 +281,8 @@ class Recorder:
         try:
             deleted = self._jobs.prune_runs(task.id, excess)
             if deleted:
-                self._tasks.forget_runs(task.id, deleted)
+                self._tasks.forget_runs(task.id, len(deleted))
+                self._attempts.forget(deleted)
         except Exception:
             logger.exception("task %s: pruning old runs failed", task.id)
 
@@ -276,6 +298,8 @@ class Recorder:
         """End a job that is not running now, freeing its slot and restarting a
         service run as its `restart` policy says."""
         restart = self._restarts.create(stored, status, task)
+        if stored.job.status is JobStatus.ACTIVE:  # its executor stopped
+            self.lost(stored)
         end_or_ignore(
             self._jobs,
             self._clock,

@@ -162,6 +162,28 @@ class Job(BaseModel):
         return None if key is None else public_job_id(key)
 
 
+class AttemptStatus(StrEnum):
+    """How one attempt of a job ended."""
+
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: Its executor stopped before recording it (its lease ran out).
+    LOST = "lost"
+
+
+class Attempt(BaseModel):
+    """One attempt of a job, as `/v1` shows it; its log is read apart
+    (`GET /v1/queue/jobs/{job_id}/logs?attempt=N`)."""
+
+    attempt: int = Field(ge=1, description="1 for the first run, counting up with each retry.")
+    status: AttemptStatus
+    started_at: datetime | None = None
+    finished_at: datetime | None = Field(None, description="None for a `lost` attempt.")
+    error: str | None = None
+    log_truncated: bool = Field(False, description="Whether `log_max_size` cut its log.")
+
+
 #: Joins a project id and a user-given job id into the job's key. Project ids
 #: (`^[a-z0-9][a-z0-9_-]{0,62}$`) and user job ids (`JobSubmission.job_id`)
 #: never contain it, and no id Tickwork makes does: so a user's key is unique

@@ -19,6 +19,7 @@ from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.jobs.model import (
     MADE_ID_PREFIXES,
     STARTABLE,
+    Attempt,
     Job,
     JobStatus,
     Trigger,
@@ -30,6 +31,7 @@ from chalicelib.jobs.model import (
 from chalicelib.jobs.sqs import JobQueue
 from chalicelib.limits import ensure_args_fit
 from chalicelib.settings import Settings
+from chalicelib.storage.attempts import AttemptStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.job_reads import JobFilter
 from chalicelib.storage.jobs import JobStore
@@ -119,6 +121,7 @@ class JobSubmission(BaseModel):
 class JobLog:
     log: str
     truncated: bool
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class QueueService:
     def __init__(
         self,
         jobs: JobStore,
+        attempts: AttemptStore,
         queue: JobQueue,
         actions: Registry,
         approvals: ApprovalService,
@@ -165,6 +169,7 @@ class QueueService:
         )
         self._queue = queue
         self._jobs = jobs
+        self._attempts = attempts
         self._actions = actions
         self._approvals = approvals
         self._clock = clock
@@ -316,6 +321,11 @@ class QueueService:
     def get(self, principal: Principal, job_id: str) -> Job:
         return self._stored(principal, job_id).job
 
+    def detail(self, principal: Principal, job_id: str) -> tuple[Job, list[Attempt]]:
+        """The job and every attempt it made, first first."""
+        job = self._stored(principal, job_id).job
+        return job, self._attempts.of(job.id) if job.attempt else []
+
     def list_jobs(
         self, principal: Principal, *, limit: int, cursor: str | None, where: JobFilter
     ) -> Page[Job]:
@@ -343,9 +353,22 @@ class QueueService:
                 return job
             self._sleep(RESULT_POLL_S)
 
-    def logs(self, principal: Principal, job_id: str) -> JobLog:
+    def logs(self, principal: Principal, job_id: str, attempt: int | None = None) -> JobLog:
+        """Attempt `attempt`'s log (default: the last attempt's). A running
+        attempt's log is kept when it ends; a job not started has none."""
         stored = self._stored(principal, job_id)
-        return JobLog(stored.log, stored.log_truncated)
+        last = stored.job.attempt
+        if attempt is not None and not 1 <= attempt <= last:
+            raise NotFound(f"job '{job_id}' has no attempt {attempt} (it made {last})")
+        n = attempt or last
+        if n == 0:
+            return JobLog("", False, 0)
+        found = self._attempts.log(stored.job.id, n)
+        if found is not None:
+            return JobLog(found.log, found.truncated, n)
+        if n == last:  # running, or a row from before attempts were kept: its own log
+            return JobLog(stored.log, stored.log_truncated, n)
+        raise NotFound(f"attempt {n} of job '{job_id}' was not kept (it ran before attempts were)")
 
     def cancel(self, principal: Principal, job_id: str) -> Job:
         """Not started: `cancelled` at once, and it never runs. Running: it gets

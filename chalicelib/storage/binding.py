@@ -29,6 +29,7 @@ from chalicelib.settings import TABLES, Settings
 from chalicelib.storage.tables import (
     MAX_RETRY_ATTEMPTS,
     ApprovalRecord,
+    AttemptRecord,
     JobRecord,
     MetricRecord,
     TaskRecord,
@@ -74,6 +75,7 @@ class Tables:
     binding: Binding
     tasks: type[TaskRecord]
     jobs: type[JobRecord]
+    attempts: type[AttemptRecord]
     approvals: type[ApprovalRecord]
     tokens: type[TokenRecord]
     metrics: type[MetricRecord]
@@ -82,7 +84,15 @@ class Tables:
 
     @property
     def models(self) -> tuple[type[Model], ...]:
-        return (self.tasks, self.jobs, self.approvals, self.tokens, self.metrics, self.uniques)
+        return (
+            self.tasks,
+            self.jobs,
+            self.attempts,
+            self.approvals,
+            self.tokens,
+            self.metrics,
+            self.uniques,
+        )
 
     def connect(self) -> None:
         """Make the stage's botocore client now. PynamoDB makes it on the first
@@ -136,6 +146,7 @@ def _bind(binding: Binding) -> Tables:
         binding=binding,
         tasks=_bound(TaskRecord, binding, connection),
         jobs=_bound(JobRecord, binding, connection),
+        attempts=_bound(AttemptRecord, binding, connection),
         approvals=_bound(ApprovalRecord, binding, connection),
         tokens=_bound(TokenRecord, binding, connection),
         metrics=_bound(MetricRecord, binding, connection),

@@ -212,8 +212,6 @@ class JobStore(JobReads):
                 self._jobs.error.set(outcome.error)
                 if outcome.error is not None
                 else self._jobs.error.remove(),
-                self._jobs.log.set(outcome.log),
-                self._jobs.log_truncated.set(outcome.log_truncated),
                 self._jobs.success_num.set(outcome.success_num),
                 self._jobs.failed_num.set(outcome.failed_num),
                 self._jobs.skip_num.set(outcome.skip_num),
@@ -232,8 +230,6 @@ class JobStore(JobReads):
         at: datetime,
         due_at: datetime,
         error: str,
-        log: str,
-        log_truncated: bool,
     ) -> None:
         """A failed attempt that will be retried: back to `scheduled` until `at`."""
         self._move(
@@ -243,8 +239,6 @@ class JobStore(JobReads):
                 self._jobs.scheduled_ms.set(to_ms(at)),
                 self._jobs.due_ms.set(to_ms(due_at)),
                 self._jobs.error.set(error),
-                self._jobs.log.set(log),
-                self._jobs.log_truncated.set(log_truncated),
                 self._jobs.lease_until_ms.remove(),
             ],
             at=at,
@@ -355,17 +349,18 @@ class JobStore(JobReads):
                 raise
 
     # ------------------------------------------------------------ pruning
-    def prune_runs(self, task_id: str, count: int) -> int:
+    def prune_runs(self, task_id: str, count: int) -> list[tuple[str, int]]:
         """Delete up to `count` of the task's oldest finished jobs (`keep_runs`).
 
         Reads oldest first from the `by_task` index and deletes only jobs that
         are terminal on the table itself, so a run still going is never lost.
-        Returns how many were deleted.
+        Returns the deleted jobs' ids with their attempt counts (their attempts
+        are the caller's to forget).
         """
-        deleted = 0
+        deleted: list[tuple[str, int]] = []
         oldest = self._jobs.by_task.query(task_id, scan_index_forward=True, page_size=count + 5)
         for record in oldest:
-            if deleted >= count:
+            if len(deleted) >= count:
                 break
             if JobStatus(record.status) not in TERMINAL:
                 continue
@@ -377,5 +372,5 @@ class JobStore(JobReads):
                 if condition_failed(exc):
                     continue
                 raise
-            deleted += 1
+            deleted.append((record.id, int(record.attempt)))
         return deleted

@@ -49,6 +49,8 @@ class StoredJob:
     created_at: datetime
     lease_until: datetime | None
     due_at: datetime | None
+    #: The last attempt's log on a row written before logs moved to the
+    #: attempts table (empty on every newer row).
     log: str
     log_truncated: bool
     result_truncated: bool
@@ -64,8 +66,6 @@ class Outcome:
     result: Any = None
     result_truncated: bool = False
     error: str | None = None
-    log: str = ""
-    log_truncated: bool = False
     success_num: int = 0
     failed_num: int = 0
     skip_num: int = 0

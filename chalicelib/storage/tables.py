@@ -249,6 +249,8 @@ class JobRecord(Model):
     log_on_full = UnicodeAttribute(default="drop_new")
     result: JSONAttribute = JSONAttribute(null=True)
     result_truncated = BooleanAttribute(default=False)
+    # The last attempt's log, on rows written before each attempt's log went to
+    # the attempts table (read only: `AttemptRecord` holds every log now).
     log = UnicodeAttribute(null=True)
     log_truncated = BooleanAttribute(default=False)
     error = UnicodeAttribute(null=True)
@@ -281,6 +283,27 @@ class JobRecord(Model):
     by_status = JobsByStatus()
     by_action = JobsByAction()
     by_resource = JobsByResource()
+
+
+# ---------------------------------------------------------------- attempts
+class AttemptRecord(Model):
+    """One attempt of a job: when it started and ended, how, and its log. Kept
+    apart from the job so that the job's writes, and every index that copies
+    the job, never carry a log; it expires with its job (the same TTL)."""
+
+    class Meta(_Meta):
+        logical_name = "attempts"
+
+    job_id = UnicodeAttribute(hash_key=True)
+    attempt = NumberAttribute(range_key=True)
+    # `complete`, `failed`, `cancelled`, or `lost` (its executor stopped).
+    status = UnicodeAttribute()
+    started_ms = NumberAttribute(null=True)
+    finished_ms = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    log = UnicodeAttribute(null=True)
+    log_truncated = BooleanAttribute(default=False)
+    expires_at_s = TTLAttribute(null=True)
 
 
 # ---------------------------------------------------------------- approvals
@@ -395,6 +418,7 @@ class UniqueRecord(Model):
 MODELS: tuple[type[Model], ...] = (
     TaskRecord,
     JobRecord,
+    AttemptRecord,
     ApprovalRecord,
     TokenRecord,
     MetricRecord,

@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.jobs.service import MAX_RESULT_WAIT_S
 from tests.e2e.conftest import ROOT, LocalStack
 
 SEED = 20261202
 #: Seconds each of the two runs may take, and the examples per operation.
 RUN_BUDGET_S = 45
 MAX_EXAMPLES = 25
+#: Each request's time limit: past the longest long-poll the API holds
+#: (`GET /v1/queue/jobs/{id}/result?wait=20`), which schemathesis's default 10 s
+#: cut short as a network error.
+REQUEST_TIMEOUT_S = MAX_RESULT_WAIT_S + 10
 #: `positive_data_acceptance` also expects 412: a valid `If-Match` that names
 #: another version (state, not shape); 404 (ids that do not exist) and 409 are
 #: schemathesis's defaults already.
@@ -53,6 +58,8 @@ def fuzz(stack: LocalStack, secret: str, tmp_path: Path) -> subprocess.Completed
         str(MAX_EXAMPLES),
         "--max-time",
         str(RUN_BUDGET_S),
+        "--request-timeout",
+        str(REQUEST_TIMEOUT_S),
         "--workers",
         "1",
         "--no-color",

@@ -16,6 +16,7 @@ from chalicelib.engine.executor import Executor
 from chalicelib.engine.fanout import shard_event, shards_of
 from chalicelib.jobs.model import Job
 from chalicelib.jobs.sqs import JobQueue
+from chalicelib.storage.attempts import AttemptStore
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.tasks import TaskStore
 from chalicelib.tasks.model import EXECUTOR_TIMEOUT_S, Task
@@ -149,6 +150,7 @@ def executor_over(
     jobs: JobStore | None = None,
     tasks: TaskStore | None = None,
     queue: JobQueue | None = None,
+    attempts: AttemptStore | None = None,
 ) -> Executor:
     """The app's executor over other stores (a test's failing or watching ones);
     its "never early" wait moves the fake clock, as the services fixture's does."""
@@ -161,4 +163,5 @@ def executor_over(
         clock.advance,
         settings=services.settings,
         approvals=services.approvals,
+        attempts=attempts or services.attempt_store,
     )

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.common import ListQuery
 from chalicelib.api.errors.problems import PROBLEMS
 from chalicelib.api.routing import Call, endpoint
-from chalicelib.jobs.model import Job, JobStatus
+from chalicelib.jobs.model import Attempt, Job, JobStatus
 from chalicelib.jobs.service import MAX_RESULT_WAIT_S, JobSubmission
 from chalicelib.storage.job_reads import JobFilter
 
@@ -22,8 +22,28 @@ TAGS = ("Queue",)
 
 
 class JobLogView(BaseModel):
-    log: str = Field(description="The run's captured log (the last attempt's).")
+    log: str = Field(description="The attempt's captured log.")
     truncated: bool = Field(description="Whether `log_max_size` cut it.")
+    attempt: int = Field(description="Whose log it is (0: the job has not started).")
+
+
+class LogQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    attempt: int | None = Field(
+        None, ge=1, description="Which attempt's log (1 is the first run); default the last."
+    )
+
+
+class JobView(Job):
+    """A job with every attempt it made."""
+
+    attempts: list[Attempt] = Field(
+        description=(
+            "Every attempt, first first: when it started and ended, how, and its error; "
+            "its log is at `/logs?attempt=N`."
+        )
+    )
 
 
 class ActionView(BaseModel):
@@ -138,12 +158,14 @@ def correlated_jobs(call: Call) -> CorrelatedJobs:
     summary="Get a job",
     surface=PROBLEMS,
     tags=TAGS,
-    response=Job,
+    response=JobView,
     errors=(401, 404),
 )
-def get_job(call: Call) -> Job:
-    """2. The job, whatever started it (a firing, a trigger, a submission)."""
-    return call.services.queue.get(call.who, call.path["job_id"])
+def get_job(call: Call) -> JobView:
+    """2. The job, whatever started it (a firing, a trigger, a submission), with
+    its attempts."""
+    job, attempts = call.services.queue.detail(call.who, call.path["job_id"])
+    return JobView.model_validate({**dict(job), "attempts": attempts})
 
 
 @endpoint(
@@ -206,13 +228,16 @@ def job_result(call: Call) -> JobResult:
     summary="A job's captured log",
     surface=PROBLEMS,
     tags=TAGS,
+    query=LogQuery,
     response=JobLogView,
-    errors=(401, 404),
+    errors=(401, 404, 422),
 )
 def job_logs(call: Call) -> JobLogView:
-    """12. The log its action wrote, capped at the task's `log_max_size`."""
-    found = call.services.queue.logs(call.who, call.path["job_id"])
-    return JobLogView(log=found.log, truncated=found.truncated)
+    """12. The log its action wrote in one attempt (default the last), capped at
+    the task's `log_max_size`; 404 for an attempt the job did not make."""
+    q: LogQuery = call.query
+    found = call.services.queue.logs(call.who, call.path["job_id"], q.attempt)
+    return JobLogView(log=found.log, truncated=found.truncated, attempt=found.attempt)
 
 
 class DepthView(BaseModel):

@@ -63,7 +63,7 @@ def test_every_table_and_queue_is_encrypted_at_rest() -> None:
     body = template("dev")
     tables = _of_type(body, "AWS::DynamoDB::Table")
     queues = _of_type(body, "AWS::SQS::Queue")
-    assert len(tables) == 6 and len(queues) == 2
+    assert len(tables) == 7 and len(queues) == 2
     for logical, table in tables.items():
         assert table["Properties"].get("SSESpecification") == {
             "SSEEnabled": True,
@@ -87,6 +87,7 @@ def test_data_tables_outlive_the_stack_and_a_replacement() -> None:
     assert retained == {
         "TasksTable",
         "JobsTable",
+        "AttemptsTable",
         "ApprovalsTable",
         "TokensTable",
         "UniquesTable",

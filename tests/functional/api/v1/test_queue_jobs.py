@@ -220,6 +220,7 @@ def test_result_long_polls_until_the_job_ends(
 
     polling = QueueService(
         JobStore(services.settings, services.tables),
+        services.attempt_store,
         services.sqs,
         actions,
         services.approvals,

@@ -245,6 +245,7 @@ def test_a_job_whose_message_sqs_refused_is_sent_by_the_next_tick(
 ) -> None:
     refusing = QueueService(
         JobStore(services.settings, services.tables),
+        services.attempt_store,
         RefusingQueue(services.settings),
         actions,
         services.approvals,
