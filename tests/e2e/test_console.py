@@ -322,9 +322,35 @@ def test_an_approval_is_granted_in_the_ui_and_its_job_completes(
     expect(page).to_have_url(re.compile(r"/job\.html\?id="))
     expect(page.locator("#job-status .chip")).to_have_text("complete", timeout=RUN_WAIT_MS)
     expect(page.locator("#job-result")).to_contain_text('"deploy": "v2"')
-    expect(page.locator("#job-log")).to_contain_text("echo 1 argument(s)")
+    expect(page.locator("#attempts > li")).to_have_count(1)
+    expect(page.locator("#attempts pre")).to_contain_text("echo 1 argument(s)")
     expect(page.locator("#timeline li.done")).to_have_count(4)
     shot(page, "job")
+
+
+def test_the_job_page_shows_every_attempt_with_its_error_and_log(
+    page: Page, stack: LocalStack, admin: httpx.Client, watch: Watch
+) -> None:
+    submitted = admin.post(
+        "/v1/queue/jobs",
+        json={"action": "fail", "args": {"message": "disk full"}, "max_tries": 2, "retry_delay": 0},
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    sign_in(page, stack, ADMIN_SECRET, f"job.html?id={job_id}")
+    expect(page.locator("#job-status .chip")).to_have_text("failed", timeout=RUN_WAIT_MS)
+    attempts = page.locator("#attempts > li")
+    expect(attempts).to_have_count(2)
+    first, last = attempts.nth(0), attempts.nth(1)
+    expect(first.locator("summary")).to_contain_text("Attempt 1")
+    expect(first.locator("summary .chip")).to_have_text("failed")
+    expect(first).to_contain_text("Error: disk full")
+    # The last attempt is open with its log; an earlier one loads its log when opened.
+    expect(last.locator("details")).to_have_attribute("open", "")
+    expect(last.locator("pre")).to_contain_text("disk full")
+    expect(first.locator("pre")).not_to_be_visible()
+    first.locator("summary").click()
+    expect(first.locator("pre")).to_contain_text("disk full")
 
 
 def test_a_hostile_task_name_is_shown_as_text_and_runs_no_script(

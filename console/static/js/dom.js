@@ -67,7 +67,8 @@ const JOB_STATUSES = [
   "scheduled", "awaiting_approval", "queued", "active", "complete",
   "failed", "cancelled", "rejected", "skipped", "expired",
 ];
-const KNOWN_CHIPS = new Set([...JOB_STATUSES, "pending", "approved", "admin", "member"]);
+//: `lost` and `running`: how an attempt ended (or that it has not yet).
+const KNOWN_CHIPS = new Set([...JOB_STATUSES, "lost", "running", "pending", "approved", "admin", "member"]);
 
 /** A status chip. Its class comes from a fixed list; its text is the status. */
 export function chip(status) {

@@ -1,5 +1,6 @@
-// Job detail: GET /v1/queue/jobs/{id} and …/logs, refreshed until it ends;
-// cancel (POST …/cancel) and retry (POST …/retry → the new job).
+// Job detail: GET /v1/queue/jobs/{id} (with its attempts) and each attempt's
+// …/logs?attempt=N when opened, refreshed until it ends; cancel (POST …/cancel)
+// and retry (POST …/retry → the new job).
 
 import { api, encode } from "../api.js";
 import { $, chip, h, pageLink, pretty, say, show } from "../dom.js";
@@ -12,6 +13,9 @@ const RETRYABLE = new Set(["failed", "cancelled", "expired"]);
 const id = param("id");
 let current = null;
 let stop = null;
+//: Logs of ended attempts (they never change), as promises, and the attempts opened.
+const logs = new Map();
+const opened = new Set();
 
 function step(label, at, extra) {
   return h("li", { class: at ? "done" : "pending" },
@@ -54,6 +58,72 @@ function fields(job) {
   return rows.flatMap(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]);
 }
 
+/** The attempts to show: every recorded one, the one running now, or (a run
+ * recorded before attempts were kept) the job's last attempt as the job says. */
+function attemptsOf(job) {
+  const shown = [...job.attempts];
+  const recorded = new Set(shown.map((a) => a.attempt));
+  if (job.attempt > 0 && !recorded.has(job.attempt)) {
+    const running = job.status === "active";
+    shown.push({
+      attempt: job.attempt,
+      status: running ? "running" : job.status,
+      started_at: job.started_at,
+      finished_at: running ? null : job.finished_at,
+      error: running ? null : job.error,
+      log_truncated: false,
+      running,
+    });
+  }
+  return shown;
+}
+
+async function fillLog(attempt, into) {
+  // One request per attempt however often it is opened (a promise, so a toggle
+  // while it loads waits for the same answer).
+  if (!logs.has(attempt.attempt)) {
+    into.textContent = "Loading…";
+    logs.set(attempt.attempt, api(`/v1/queue/jobs/${encode(id)}/logs?attempt=${attempt.attempt}`));
+  }
+  try {
+    const log = await logs.get(attempt.attempt);
+    into.textContent = log.log || "(nothing logged)";
+  } catch (error) {
+    logs.delete(attempt.attempt);
+    into.textContent = error.status === 404 ? "(this attempt's log was not kept)" : `(${error.message})`;
+  }
+}
+
+function attemptItem(attempt, last) {
+  const ran = between(attempt.started_at, attempt.finished_at);
+  const log = h("pre", { class: "code log" });
+  const body = h("div", { class: "attempt-body" },
+    attempt.error ? h("p", { class: "error-text" }, `Error: ${attempt.error}`) : null,
+    attempt.running ? h("p", { class: "help" }, "Running: its log is kept when the attempt ends.") : log,
+    attempt.log_truncated ? h("p", { class: "help" }, "The log was cut at its size cap.") : null);
+  const details = h("details", { open: opened.has(attempt.attempt) || (last && !opened.size) },
+    h("summary", {},
+      h("strong", {}, `Attempt ${attempt.attempt}`),
+      chip(attempt.status),
+      attempt.started_at ? h("span", { class: "muted" }, "started ", h("time", { datetime: attempt.started_at }, when(attempt.started_at))) : null,
+      ran !== null ? h("span", { class: "muted" }, `ran ${duration(ran)}`) : null),
+    body);
+  const load = () => {
+    if (!details.open) return;
+    opened.add(attempt.attempt);
+    if (!attempt.running) fillLog(attempt, log);
+  };
+  details.addEventListener("toggle", load);
+  load();
+  return h("li", {}, details);
+}
+
+function attempts(job) {
+  const shown = attemptsOf(job);
+  say($("attempts-note"), shown.length ? "" : "Not started yet: no attempts.");
+  $("attempts").replaceChildren(...shown.map((a, i) => attemptItem(a, i === shown.length - 1)));
+}
+
 async function load() {
   const job = await api(`/v1/queue/jobs/${encode(id)}`);
   const changed = JSON.stringify(job) !== JSON.stringify(current);
@@ -70,9 +140,7 @@ async function load() {
     say($("job-error-text"), job.error ? `Error: ${job.error}` : "");
     show($("cancel-job"), !TERMINAL.has(job.status) && !job.cancel_requested);
     show($("retry-job"), RETRYABLE.has(job.status));
-    const log = await api(`/v1/queue/jobs/${encode(id)}/logs`);
-    $("job-log").textContent = log.log || (TERMINAL.has(job.status) ? "(nothing logged)" : "(nothing logged yet)");
-    say($("job-log-note"), log.truncated ? "The log was cut at its size cap." : "");
+    attempts(job);
   }
   if (TERMINAL.has(job.status) && stop) {
     stop();
