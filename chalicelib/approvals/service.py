@@ -21,7 +21,7 @@ from chalicelib.engine.dispatch import handoff
 from chalicelib.engine.handoff import send_stored_job
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.jobs.model import Job, JobStatus
-from chalicelib.jobs.sqs import JobQueue
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.storage.approvals import ApprovalStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore
@@ -146,7 +146,9 @@ class ApprovalService:
             reason=comment,
         )
         if plan.delay_s is not None:
-            send_stored_job(self._queue, self._jobs, stored.job.id, plan.delay_s, now=now)
+            send_stored_job(
+                self._queue, self._jobs, JobMessage(stored.job.id), plan.delay_s, now=now
+            )
         return self.get(principal, request_id)
 
     def reject(self, principal: Principal, request_id: str, reason: str | None) -> ApprovalRequest:

@@ -36,7 +36,7 @@ from chalicelib.approvals.model import approval_request_id
 from chalicelib.clock import Clock, to_ms
 from chalicelib.engine.handoff import send_stored_job
 from chalicelib.jobs.model import Job, JobStatus
-from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage, JobQueue, delay_until
+from chalicelib.jobs.sqs import REDELIVERY_GRACE, JobMessage, JobQueue, delay_until, with_row
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.jobs import JobStore
 from chalicelib.storage.stored_jobs import RunPolicy, StoredJob
@@ -103,14 +103,15 @@ class Dispatcher:
         plan = self.handoff(job.scheduled_for, now)
         status = JobStatus.SCHEDULED if job.scheduled_for > now else JobStatus.QUEUED
         job = job.model_copy(update={"status": status})
-        if not self._jobs.create(job, policy, due_at=plan.due_at, now=now, restarts=restarts):
+        row = self._jobs.create(job, policy, due_at=plan.due_at, now=now, restarts=restarts)
+        if row is None:
             return self._existing(job)
         if plan.delay_s is None:
             return Dispatched(job, True)
-        message = (JobMessage(job.id), plan.delay_s)
+        message = with_row(job.id, row)  # the executor starts from it: no read
         if not send:
-            return Dispatched(job, True, message)
-        send_stored_job(self._queue, self._jobs, job.id, plan.delay_s, now=now)
+            return Dispatched(job, True, (message, plan.delay_s))
+        send_stored_job(self._queue, self._jobs, message, plan.delay_s, now=now)
         return Dispatched(job, True)
 
     def _born_held(self, job: Job, policy: RunPolicy, now: datetime, restarts: int) -> Dispatched:

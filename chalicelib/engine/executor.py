@@ -188,7 +188,7 @@ class Executor:
                         f"infrastructure error: {exc}",
                     )
                 return True
-            again = JobMessage(message.job_id, message.redeliveries + 1)
+            again = message.again()
             self._queue.send(again, delay_s=2**again.redeliveries)
         except Exception:
             logger.exception("job %s: not re-sent; handed back to SQS", message.job_id)
@@ -220,7 +220,11 @@ class Executor:
 
     # ------------------------------------------------------------ one job
     def handle(self, message: JobMessage, remaining_s: RemainingTime | None = None) -> None:
-        stored = self._jobs.get(message.job_id)
+        # The row its creator sent saves the read; a stale one is caught by the
+        # conditional writes below, as a read that raced a change would be.
+        stored = message.row and self._jobs.from_row(message.job_id, message.row)
+        if not stored:
+            stored = self._jobs.get(message.job_id)
         if stored is None:
             logger.warning("job %s does not exist; message dropped", message.job_id)
             return

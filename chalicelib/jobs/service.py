@@ -28,7 +28,7 @@ from chalicelib.jobs.model import (
     public_job_id,
     user_job_key,
 )
-from chalicelib.jobs.sqs import JobQueue
+from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.limits import ensure_args_fit
 from chalicelib.settings import Settings
 from chalicelib.storage.attempts import AttemptStore
@@ -304,7 +304,9 @@ class QueueService:
             if stored.job.status.terminal:
                 moved.append(Redriven(stored.job.id, self._rerun(stored).id))
             else:
-                send_stored_job(self._queue, self._jobs, stored.job.id, 0, now=self._clock.now())
+                send_stored_job(
+                    self._queue, self._jobs, JobMessage(stored.job.id), 0, now=self._clock.now()
+                )
                 moved.append(Redriven(stored.job.id, None))
         return moved, page.next_cursor is not None
 

@@ -46,6 +46,15 @@ class JobReads:
         except self._jobs.DoesNotExist:
             return None
 
+    def from_row(self, job_id: str, row: dict[str, Any]) -> StoredJob | None:
+        """The job a message's row holds (as `create` wrote it), or None if the
+        row is not that job's row."""
+        try:
+            stored = to_stored(self._jobs.from_raw_data(row))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return stored if stored.job.id == job_id else None
+
     def cancel_requested(self, job_id: str) -> bool:
         try:
             record = self._jobs.get(

@@ -73,18 +73,20 @@ class JobStore(JobReads):
         due_at: datetime | None,
         now: datetime,
         restarts: int = 0,
-    ) -> bool:
-        """Store a new job unless one with its id exists. True if this call created it.
-        `due_at`: the tick's first watchdog instant for it (None: nothing to watch,
-        e.g. a job awaiting approval, whose request carries the deadline)."""
+    ) -> dict[str, Any] | None:
+        """Store a new job unless one with its id exists. Returns the row this call
+        wrote (DynamoDB's attribute values, for the job's message), or None if the
+        job existed. `due_at`: the tick's first watchdog instant for it (None:
+        nothing to watch, e.g. a job awaiting approval, whose request carries the
+        deadline)."""
         record = self.new_record(job, policy, due_at=due_at, now=now, restarts=restarts)
         try:
             record.save(condition=self._jobs.id.does_not_exist())
         except PutError as exc:
             if condition_failed(exc):
-                return False
+                return None
             raise
-        return True
+        return record.serialize()
 
     def new_record(
         self,

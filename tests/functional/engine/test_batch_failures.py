@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -62,6 +63,12 @@ class FlakyJobs(JobStore):
     def get(self, job_id: str) -> StoredJob | None:
         self._outage.check(job_id)
         return super().get(job_id)
+
+    def claim(self, stored: StoredJob, *, now: datetime, lease_until: datetime) -> StoredJob:
+        # The executor starts from the row its message carries: its first call
+        # on the job's item is the claim.
+        self._outage.check(stored.job.id)
+        return super().claim(stored, now=now, lease_until=lease_until)
 
 
 class FlakyQueue(JobQueue):

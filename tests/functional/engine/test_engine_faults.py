@@ -152,7 +152,7 @@ class RacingJobs(JobStore):
         due_at: datetime | None,
         now: datetime,
         restarts: int = 0,
-    ) -> bool:
+    ) -> dict[str, Any] | None:
         self._race.wait(f"a:{job.id}")
         return super().create(job, policy, due_at=due_at, now=now, restarts=restarts)
 

@@ -143,12 +143,13 @@ def test_an_attempt_whose_executor_stopped_is_kept_as_lost(
 
 
 def test_pruned_runs_take_their_attempts_with_them(
-    services: Services, pipeline: Pipeline, make_task: Callable[..., Task]
+    services: Services, pipeline: Pipeline, clock: FakeClock, make_task: Callable[..., Task]
 ) -> None:
     task = make_task(action="echo", keep_runs=1)
     first = services.runs.trigger(ACME, task.id)
     pipeline.deliver()
     assert [a.attempt for a in services.attempt_store.of(first.id)] == [1]
+    clock.advance(1)  # the second run is the newer
     second = services.runs.trigger(ACME, task.id)
     pipeline.deliver()
     assert [j.id for j in runs(services, task)] == [second.id]
