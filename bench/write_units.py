@@ -55,7 +55,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -549,6 +549,9 @@ class Measured:
     submit: Breakdown
     queue_executor: Breakdown
     stored_log_bytes: Counter[int]
+    #: A tick with nothing due (after the queue jobs), over every shard.
+    idle: Breakdown = field(default_factory=dict)
+    due_shards: int = Settings.due_shards
 
 
 def execute(services: Services, bodies: list[str], batch_size: int) -> None:
@@ -558,10 +561,19 @@ def execute(services: Services, bodies: list[str], batch_size: int) -> None:
             services.executor.handle_batch(bodies[start : start + batch_size])
 
 
-def measure(*, tasks: int, log_bytes: int, queue_jobs: int, batch_size: int) -> Measured:
-    """Two minutes of `tasks` cron runs, then `queue_jobs` queue jobs, on a fresh moto
-    (a stage of its own per log size, so no other size's items are read or sized)."""
-    with moto_stage(f"wu{log_bytes}") as (settings, endpoint):
+def measure(
+    *,
+    tasks: int,
+    log_bytes: int,
+    queue_jobs: int,
+    batch_size: int,
+    due_shards: int | None = None,
+) -> Measured:
+    """Two minutes of `tasks` cron runs, then `queue_jobs` queue jobs, then a tick with
+    nothing due, on a fresh moto (a stage of its own per log size, so no other size's
+    items are read or sized). `due_shards`: the stage's shard count (default: Settings')."""
+    with moto_stage(f"wu{log_bytes}") as (stage_settings, endpoint):
+        settings = replace(stage_settings, due_shards=due_shards) if due_shards else stage_settings
         recorder = UnitRecorder(endpoint, settings.stage)
         uninstall = recorder.install()
         try:
@@ -633,7 +645,22 @@ def _measure(
     for job in jobs:
         if services.queue.get(PRINCIPAL, job.id).status != JobStatus.COMPLETE:
             raise RuntimeError(f"queue job {job.id} did not complete")
-    return Measured(log_bytes, tasks, tick, executor, queue_jobs, submit, queue_executor, stored)
+
+    clock.set(FIRST_FIRE + timedelta(minutes=1, seconds=30))  # nothing due
+    with recorder.measuring() as idle:
+        services.tick.run()
+    return Measured(
+        log_bytes,
+        tasks,
+        tick,
+        executor,
+        queue_jobs,
+        submit,
+        queue_executor,
+        stored,
+        idle,
+        settings.due_shards,
+    )
 
 
 # ---------------------------------------------------------------- the report
