@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run reset test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies admin-token clean \
+.PHONY: run reset test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies routes admin-token clean \
 	console chromium
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -74,6 +74,11 @@ vendor: $(VENV)/.installed requirements.txt
 # settings in .chalice/config.json; a test fails when the committed ones are stale.
 policies: $(VENV)/.installed  ## Regenerate the per-function IAM policies in .chalice/
 	$(PY) -m infra.iam
+
+# Which module declares each API route (infra/routes.py): the app registers every route
+# from it and imports a route's module on its first request; a test fails when it is stale.
+routes: $(VENV)/.installed  ## Regenerate chalicelib/api/route_index.py after adding or moving a route
+	$(PY) -m infra.routes
 
 # Then bytecode for what the functions load (infra/package.py): Lambda cannot write it.
 # `chalice package` imports the app to read its routes: without PYTHONDONTWRITEBYTECODE

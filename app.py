@@ -6,7 +6,8 @@ needs. The four non-HTTP handlers are registered at once (they are light:
 routes are registered when `app.app`, the API function's handler, is first
 read (`__getattr__` below): Lambda reads it only in the API function, and
 `chalice package`/`deploy` and the tests read it too, so they see every route.
-docs/decisions.md (Cold start) says why.
+Even then, a route's module (its models, services, stores) is imported only by
+the route's first request. docs/decisions.md (Cold start) says why.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -40,40 +41,15 @@ on_dead_letters = _app.on_sqs_message(
 app: Chalice
 
 
-def _with_routes() -> Chalice:
-    """Register the API's blueprints; their modules (pydantic models, services,
-    OpenAPI) are imported here, so only a reader of `app.app` pays for them."""
-    from chalicelib.api import meta
-    from chalicelib.api.seeds import catalogue as catalogue_routes
-    from chalicelib.api.seeds import records as records_routes
-    from chalicelib.api.seeds import synapse as synapse_admin
-    from chalicelib.api.v1 import admin_tokens, hitl, observability, queue, runs, scheduled_tasks
-    from chalicelib.api.v1 import dead_letters as dead_letter_routes
-    from chalicelib.api.v1 import me as me_routes
-    from chalicelib.api.v1 import schedule_preview as preview_routes
-
-    _app.register_blueprint(meta.bp)
-    _app.register_blueprint(scheduled_tasks.bp)
-    _app.register_blueprint(preview_routes.bp)
-    _app.register_blueprint(me_routes.bp)
-    _app.register_blueprint(runs.bp)
-    _app.register_blueprint(admin_tokens.bp)
-    _app.register_blueprint(queue.bp)
-    _app.register_blueprint(observability.bp)
-    _app.register_blueprint(hitl.bp)
-    _app.register_blueprint(dead_letter_routes.bp)
-    _app.register_blueprint(synapse_admin.bp)
-    _app.register_blueprint(catalogue_routes.bp)
-    _app.register_blueprint(records_routes.bp)
-    return _app
-
-
 if not TYPE_CHECKING:  # so that mypy still checks every other name read from this module
 
     def __getattr__(name: str) -> Any:
-        """`app`, on first read: the Chalice app with its routes registered, kept
-        as this module's attribute from then on (so this runs once)."""
+        """`app`, on first read: the Chalice app with every route registered
+        (`chalicelib/api/mount.py`: a route's module is imported by its first
+        request), kept as this module's attribute from then on (so this runs once)."""
         if name != "app":
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        globals()["app"] = _with_routes()
+        from chalicelib.api.mount import mount
+
+        globals()["app"] = mount(_app)
         return _app

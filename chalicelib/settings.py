@@ -177,7 +177,7 @@ class DeployTime:
 def deploy_time(env: Mapping[str, str] | None = None) -> DeployTime:
     """The settings Chalice needs at decoration time: the one place the
     environment is read while modules are imported (by `app.py` for the event
-    sources' queues, by `api/routing.py` for CORS). Only `TICKWORK_STAGE` and
+    sources' queues, by `api/mount.py` for CORS). Only `TICKWORK_STAGE` and
     `TICKWORK_CONSOLE_ORIGIN` are read; everything else waits for the services'
     first use (`Settings.from_env()` in `wiring.services()`)."""
     env = os.environ if env is None else env

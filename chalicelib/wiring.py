@@ -9,7 +9,8 @@ Each part is built on its first use, and the module that defines it is
 imported then (`@part`): the functions share one `app` module, and a
 function's first call should pay only for the parts its handler reads (the
 executor never builds the API's services, the API never the executor). This
-module is the one place where imports wait for first use; docs/decisions.md
+module is one of the two places where imports wait for first use (the other:
+`api/mount.py`, a route's module on its first request); docs/decisions.md
 (Cold start) says why.
 """
 

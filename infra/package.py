@@ -41,7 +41,8 @@ import json, sys
 package, runtime = sys.argv[1], sys.argv[2]
 sys.path[:0] = [package, runtime]
 import app
-# A request that builds every model's schema (pydantic imports some modules then).
+# A request that imports every route module and builds every model's schema
+# (pydantic imports some modules then).
 request = {
     "resource": "/openapi.json", "path": "/openapi.json", "httpMethod": "GET",
     "headers": {}, "multiValueHeaders": {}, "queryStringParameters": None,

@@ -1,4 +1,4 @@
-"""`/openapi.json`: an OpenAPI 3.1 document generated from `ROUTES`.
+"""`/openapi.json`: an OpenAPI 3.1 document generated from every declared route.
 
 The same pydantic models that validate requests and shape responses produce
 the schemas here, so the document cannot disagree with the code.
@@ -12,7 +12,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from chalicelib.api.routing import ROUTES, Route, body_optional
+from chalicelib.api.mount import every_route
+from chalicelib.api.routing import Route, body_optional
 
 VERSION = "0.1.0"
 _REF = "#/components/schemas/{model}"
@@ -50,9 +51,9 @@ def _standard_bounds(node: Any) -> Any:
     }
 
 
-def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+def _models(routes: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
-    for route in ROUTES:
+    for route in routes:
         if route.body is not None:
             seen[(route.body, "validation")] = None
         if route.query is not None:  # for the enums its parameters refer to
@@ -104,12 +105,13 @@ def _name_actions(defs: dict[str, Any], actions: list[str]) -> None:
 def document(actions: list[str] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every registered route; `actions`, the names
     of the registered actions, become the `enum` of bodies' `action` fields."""
-    refs, defs = models_json_schema(_models(), ref_template=_REF)
+    routes = every_route()
+    refs, defs = models_json_schema(_models(routes), ref_template=_REF)
     defs = _standard_bounds(defs)
     if actions:
         _name_actions(defs, actions)
     paths: dict[str, dict[str, Any]] = {}
-    for route in ROUTES:
+    for route in routes:
         responses: dict[str, Any] = {}
         success: dict[str, Any] = {"description": _REASONS.get(route.status, "OK")}
         if route.response is not None:

@@ -1,10 +1,13 @@
 """Route plumbing shared by every blueprint.
 
-`endpoint()` registers a Chalice route and records it in `ROUTES`, from which
-`/openapi.json` is generated: the pydantic models that validate a request are
-the ones the document shows. Each route belongs to a `Surface`, which knows
-how that API family finds the caller's token and renders errors, so every
-domain error is mapped to HTTP in one place per surface.
+`endpoint()` declares a route: it registers it on its module's blueprint and
+records it in `ROUTES`, from which `/openapi.json` is generated (the pydantic
+models that validate a request are the ones the document shows) and from
+which the app serves it (`mount.py`: the app registers every route at once, and
+a route's module is imported by its first request). Each route belongs to a
+`Surface`, which knows how that API family finds the caller's token and
+renders errors, so every domain error is mapped to HTTP in one place per
+surface.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args, get_origin
 
-from chalice.app import Blueprint, CORSConfig, Request, Response
+from chalice.app import Blueprint, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.api.mount import add_route
 from chalicelib.auth.service import Principal
 from chalicelib.errors import (
     BadRequest,
@@ -25,46 +29,11 @@ from chalicelib.errors import (
     TickworkError,
     from_pydantic,
 )
-from chalicelib.settings import deploy_time
 from chalicelib.wiring import Services, services
 
 logger = logging.getLogger("tickwork.api")
 
 Auth = Literal["none", "member", "admin"]
-
-#: Request media types the routes accept; bodies are parsed as JSON whatever
-#: the type says, so `curl -d` without a Content-Type header works too.
-CONTENT_TYPES = [
-    "application/json",
-    "application/merge-patch+json",
-    "application/problem+json",
-    "application/x-www-form-urlencoded",
-    "text/plain",
-]
-
-
-#: Request headers the console sends beyond those Chalice always allows
-#: (`Authorization`, `Content-Type`, ...).
-CORS_ALLOW_HEADERS = ("If-Match",)
-#: Seconds a browser may cache a preflight answer.
-CORS_MAX_AGE_S = 600
-
-
-def cors_config(origin: str | None) -> CORSConfig | None:
-    """CORS for the console's origin on `/v1` routes; None (no CORS) without one."""
-    if origin is None:
-        return None
-    return CORSConfig(
-        allow_origin=origin,
-        allow_headers=list(CORS_ALLOW_HEADERS),
-        max_age=CORS_MAX_AGE_S,
-    )
-
-
-#: Taken when the routes are registered (Chalice's `cors=` at decoration time):
-#: API Gateway's preflight (OPTIONS) answers are generated from each route's
-#: configuration at deploy time, so this cannot wait for the first request.
-CORS = cors_config(deploy_time().console_origin)
 
 
 class Surface(Protocol):
@@ -92,11 +61,26 @@ class Route:
     response: type[BaseModel] | None
     errors: tuple[int, ...]
     tags: tuple[str, ...]
+    handler: Callable[[Call], Any] = field(repr=False)
     description: str = ""
     headers: tuple[str, ...] = ()
 
+    @property
+    def module(self) -> str:
+        """The route module that declares it."""
+        return self.handler.__module__
 
+
+#: Every route declared so far: those of the route modules imported.
 ROUTES: list[Route] = []
+
+
+def declared(method: str, path: str) -> Route:
+    """The route declared for `method path` (its module imported)."""
+    for route in ROUTES:
+        if route.method == method and route.path == path:
+            return route
+    raise LookupError(f"no route declared for {method} {path}")
 
 
 @dataclass
@@ -164,33 +148,34 @@ def endpoint(
             response=response,
             errors=errors,
             tags=tags,
+            handler=fn,
             description=description or (fn.__doc__ or "").strip(),
             headers=headers,
         )
         ROUTES.append(route)
 
         def view(**path_params: str) -> Response:
-            request = bp.current_request
-            try:
-                return _serve(route, fn, request, path_params)
-            except TickworkError as error:
-                return surface.render_error(error, request)
-            except Exception:
-                logger.exception("unhandled error in %s %s", method, path)
-                return surface.render_error(TickworkError("internal error"), request)
+            return serve(route, bp.current_request, path_params)
 
         view.__name__ = fn.__name__
-        # Only the canonical API serves the console; the seed surfaces stay same-origin.
-        cors = CORS if path.startswith("/v1/") else None
-        bp.route(path, methods=[method], content_types=CONTENT_TYPES, cors=cors)(view)
+        add_route(bp, method, path, view)
         return fn
 
     return register
 
 
-def _serve(
-    route: Route, fn: Callable[[Call], Any], request: Request, path_params: dict[str, str]
-) -> Response:
+def serve(route: Route, request: Request, path_params: dict[str, str]) -> Response:
+    """`route`'s answer to `request`: its handler's, or its surface's error."""
+    try:
+        return _serve(route, request, path_params)
+    except TickworkError as error:
+        return route.surface.render_error(error, request)
+    except Exception:
+        logger.exception("unhandled error in %s %s", route.method, route.path)
+        return route.surface.render_error(TickworkError("internal error"), request)
+
+
+def _serve(route: Route, request: Request, path_params: dict[str, str]) -> Response:
     current = services()
     principal = None
     if route.auth != "none":
@@ -206,7 +191,7 @@ def _serve(
         request=request,
         services=current,
     )
-    result = fn(call)
+    result = route.handler(call)
     if isinstance(result, Response):
         return result
     if result is None:

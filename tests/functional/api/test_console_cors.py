@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api.routing import cors_config
+from chalicelib.api.mount import cors_config
 from chalicelib.settings import Settings, console_origin
 from infra.stack_process import ROOT
 
