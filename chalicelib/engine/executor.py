@@ -222,8 +222,8 @@ class Executor:
     def handle(self, message: JobMessage, remaining_s: RemainingTime | None = None) -> None:
         # The row its creator sent saves the read; a stale one is caught by the
         # conditional writes below, as a read that raced a change would be.
-        stored = message.row and self._jobs.from_row(message.job_id, message.row)
-        if not stored:
+        stored = self._jobs.from_row(message.job_id, message.row) if message.row else None
+        if stored is None:
             stored = self._jobs.get(message.job_id)
         if stored is None:
             logger.warning("job %s does not exist; message dropped", message.job_id)
