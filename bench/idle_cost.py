@@ -2,7 +2,7 @@
 commands) and CPU-seconds per hour of Tickwork's tick, ARQ's cron loop and
 Celery beat, side by side in one run.
 
-    .venv/bin/python -m bench.idle_cost                        # 100k tasks, 5 ticks, 60 s, 610 s
+    .venv/bin/python -m bench.idle_cost                        # 100k tasks, 5 ticks, 60 s, 2 cycles
     .venv/bin/python -m bench.idle_cost --ticks 60             # the whole hour of ticks
     .venv/bin/python -m bench.idle_cost --tasks 2000 --only tickwork --ticks 3
 
@@ -49,11 +49,12 @@ run is skipped with the reason printed.
   (300 s), whichever is sooner; before each tick it compares the whole
   schedule with its last copy (`schedules_equal`, to see whether it changed),
   and after a sleep it syncs the shelve if 3 min have passed, which with
-  `writeback=True` pickles every entry again. After its first tick (start-up:
-  the shelve written and the heap built, not counted), `--celery-seconds` of
-  wall time (default 610: two 300 s sleeps, each with its sync and tick):
-  the beat process's CPU, scaled to 3600 s. Beat sends nothing when nothing is
-  due, so the broker sees no traffic.
+  `writeback=True` pickles every entry again. So its work comes in cycles of a
+  300 s sleep, a sync and a tick, and the window is whole cycles: from the end
+  of its first tick (start-up before it, the shelve written and the heap built,
+  not counted) to the end of the tick `--celery-cycles` (2) cycles later; the
+  beat process's CPU over it, scaled to 3600 s. Beat sends nothing when nothing
+  is due, so the broker sees no traffic.
 """
 
 from __future__ import annotations
@@ -377,14 +378,14 @@ class Child:
                 self.lines.append((time.monotonic(), line.strip()))
                 self._changed.notify_all()
 
-    def wait_for(self, prefix: str, timeout_s: float) -> float:
-        """The monotonic time of the first line starting with `prefix`."""
+    def wait_for(self, prefix: str, timeout_s: float, *, nth: int = 1, after: float = 0) -> float:
+        """The monotonic time of the `nth` line starting with `prefix` since `after`."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while True:
-                for at, line in self.lines:
-                    if line.startswith(prefix):
-                        return at
+                seen = [at for at, line in self.lines if at > after and line.startswith(prefix)]
+                if len(seen) >= nth:
+                    return seen[nth - 1]
                 left = deadline - time.monotonic()
                 if left <= 0 or self.process.poll() is not None:
                     raise RuntimeError(f"no {prefix!r} line from bench.idle_crons {self.system}")
@@ -480,9 +481,7 @@ def run_arq(
     return outcome
 
 
-def run_celery(
-    tasks: int, seconds: float, seed: int, sleep: Callable[[float], None]
-) -> Outcome | None:
+def run_celery(tasks: int, cycles: int, seed: int) -> Outcome | None:
     try:
         celery_version = version("celery")
     except PackageNotFoundError:
@@ -504,10 +503,8 @@ def run_celery(
             ready = child.wait_for("tick", timeout_s=900)
             print(f"  first tick done after {ready - started:.0f} s; measuring", flush=True)
             cpu_before = child.cpu_seconds()
-            with Stopwatch() as window:
-                sleep(seconds)
+            end = child.wait_for("tick", timeout_s=cycles * 900, nth=cycles, after=ready)
             cpu = child.cpu_seconds() - cpu_before
-            end = time.monotonic()
             ticks = child.lines_between(ready, end, "tick")
             syncs = child.lines_between(ready, end, "sync")
             db_bytes = sum(p.stat().st_size for p in Path(tmp).glob("celerybeat-schedule*"))
@@ -515,7 +512,7 @@ def run_celery(
     finally:
         if child is not None:
             child.stop()
-    scale = HourScale(window.wall_s, "s")
+    scale = HourScale(end - ready, "s")
     outcome = Outcome(
         "Celery beat",
         f"{ticks * scale.factor:.1f} ticks and {syncs * scale.factor:.1f} syncs "
@@ -525,8 +522,9 @@ def run_celery(
         cpu,
     )
     outcome.notes += [
-        f"the beat process's CPU; in the window: {ticks} ticks, {syncs} syncs of the "
-        f"shelve ({db_bytes / 1e6:.1f} MB); no message sent (nothing due)",
+        f"the beat process's CPU over {cycles} whole cycles (sleep, sync, tick): "
+        f"{ticks} ticks, {syncs} syncs of the shelve ({db_bytes / 1e6:.1f} MB), "
+        f"{cpu / cycles:.2f} s of CPU a cycle; no message sent (nothing due)",
         f"start-up (the shelve written, the heap built) took {ready - started:.0f} s, not counted",
     ]
     return outcome
@@ -562,10 +560,10 @@ def main(argv: list[str] | None = None) -> int:
         "--arq-seconds", type=float, default=60, help="ARQ's measured wall time (60)"
     )
     parser.add_argument(
-        "--celery-seconds",
-        type=float,
-        default=610,
-        help="Celery beat's measured wall time (610: two of its 300 s sleeps)",
+        "--celery-cycles",
+        type=int,
+        default=2,
+        help="Celery beat's measured cycles of a 300 s sleep, a sync and a tick (2)",
     )
     parser.add_argument(
         "--only",
@@ -597,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     if "arq" in only:
         outcomes.append(run_arq(args.tasks, args.arq_seconds, args.seed, time.sleep))
     if "celery" in only:
-        outcomes.append(run_celery(args.tasks, args.celery_seconds, args.seed, time.sleep))
+        outcomes.append(run_celery(args.tasks, args.celery_cycles, args.seed))
     done = [o for o in outcomes if o is not None]
 
     print()
