@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ticks",
         type=int,
         default=5,
-        help="Tickwork's minutes run (5; 60 runs the whole hour, ~3 min of moto per tick "
+        help="Tickwork's minutes run (5; 60 runs the whole hour, 2-4 min of moto per tick "
         "at 100k tasks)",
     )
     parser.add_argument(
