@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     celery.add_argument("--db", type=Path, required=True, help="PersistentScheduler's file")
     args = parser.parse_args(argv)
     schedules = read_schedules(args.schedules)
+    # A parent started in the background hands its children SIGINT ignored: Celery
+    # beat stops on KeyboardInterrupt (and saves its schedule), so it must arrive.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=_stop_when_stdin_closes, daemon=True).start()
     if args.system == "arq":
         run_arq(args.port, schedules)
