@@ -7,7 +7,7 @@ STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: run reset test lint typecheck cfn-lint unit functional e2e requirements vendor deploy package policies routes admin-token clean \
-	console chromium
+	console chromium bench-deps
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -15,6 +15,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade "pip<26.3"  # chalice needs pip<26.3
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# What only the benchmarks need (the `bench` extra, bench/README.md), on top of `dev`.
+bench-deps: $(VENV)/.installed  ## Install the benchmarks' extra dependencies (Celery; Debian's redis-server)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server; }
 
 run: $(VENV)/.installed  ## Start the local stack on http://127.0.0.1:$${TICKWORK_PORT:-8000}
 	$(PY) -m infra.local_stack

@@ -1,9 +1,11 @@
-"""What the benchmarks share: moto in its own process, counting AWS calls, percentiles."""
+"""What the benchmarks share: moto in its own process, counting AWS calls, tasks made
+in bulk with the API's own item layout, a local Redis, percentiles."""
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,12 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import botocore.session
 
+from chalicelib.auth.service import Principal, Role
+from chalicelib.settings import Settings
+from chalicelib.storage.binding import Tables
+from chalicelib.storage.tasks import TaskStore, name_key
+from chalicelib.tasks.model import Task, TaskSpec
+from chalicelib.tasks.service import TaskService
 from infra.local import local_credentials
+from infra.stack_process import free_port
 
 if TYPE_CHECKING:
-    from chalicelib.settings import Settings
+    from chalicelib.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +69,6 @@ def moto_stage(stage: str = "bench") -> Iterator[tuple[Settings, str]]:
     when time is measured)."""
     from moto.server import ThreadedMotoServer
 
-    from chalicelib.settings import Settings
     from infra.local import provision
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -125,6 +134,141 @@ class MotoProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- tasks in bulk
+#: The token the benchmarks create their tasks with.
+PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
+#: Differences a bulk item may have from the witness made by the real store.
+PER_TASK_ATTRIBUTES = {"id", "name", "next_run_ms", "due_shard"}
+
+
+class BulkTaskStore(TaskStore):
+    """TaskService.create's store, putting the same items in batches of 25."""
+
+    def __init__(self, settings: Settings, tables: Tables) -> None:
+        super().__init__(settings, tables)
+        self._task_batch = tables.tasks.batch_write()
+        self._claim_batch = tables.uniques.batch_write()
+
+    def create(self, task: Task) -> None:
+        self._task_batch.save(self._to_record(task))
+        self._claim_batch.save(
+            self._uniques(key=name_key(task.project_id, task.name), owner=task.id)
+        )
+
+    def flush(self) -> None:
+        self._task_batch.commit()
+        self._claim_batch.commit()
+
+
+def raw_item(client: Any, table_name: str, task_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = client.get_item(
+        TableName=table_name, Key={"id": {"S": task_id}}, ConsistentRead=True
+    )["Item"]
+    return item
+
+
+def check_bulk_items(settings: Settings, endpoint: str, witness: str, bulk: str) -> None:
+    """The bulk item must be what TaskService.create with the real store writes."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region)
+    name = settings.table_name("tasks")
+    a, b = raw_item(client, name, witness), raw_item(client, name, bulk)
+    a_spec, b_spec = a.pop("spec"), b.pop("spec")
+    differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - PER_TASK_ATTRIBUTES
+    if a.keys() != b.keys() or differ or a_spec.keys() != b_spec.keys():
+        raise SystemExit(f"bulk task item differs from TaskService.create's: {sorted(differ)}")
+
+
+def create_tasks_in_bulk(
+    services: Services,
+    endpoint: str,
+    count: int,
+    schedule: Callable[[], str],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """`count` tasks (action `echo`, args `{"n": 1}`, each with the next
+    `schedule()`), all through `TaskService.create`: the first, `witness`, with
+    the real store (one TransactWriteItems), the others, `later-000000`, ...,
+    over a BulkTaskStore, which batch-writes the very same two items per task
+    (the task and its name claim); the uniqueness conditions are not checked
+    (the names are unique by construction). The first bulk item is then
+    compared with the witness's, and the script stops if they differ in
+    anything but per-task values. `progress(n)` every 20,000 tasks written."""
+    settings = services.settings
+    later: dict[str, Any] = {"schedule": schedule(), "action": "echo", "args": {"n": 1}}
+    witness = services.tasks.create(
+        PRINCIPAL, TaskSpec.model_validate({**later, "name": "witness"})
+    )
+    bulk_store = BulkTaskStore(settings, services.tables)
+    bulk = TaskService(
+        bulk_store,
+        services.clock,
+        services.ids,
+        services.registry,
+        max_args_bytes=settings.max_args_bytes,
+    )
+    first_bulk = ""
+    for i in range(count - 1):
+        spec = {**later, "name": f"later-{i:06d}", "schedule": schedule()}
+        task = bulk.create(PRINCIPAL, TaskSpec.model_validate(spec))
+        first_bulk = first_bulk or task.id
+        if progress is not None and (i + 1) % 20_000 == 0:
+            progress(i + 2)
+    bulk_store.flush()
+    if first_bulk:
+        check_bulk_items(settings, endpoint, witness.id, first_bulk)
+
+
+# ---------------------------------------------------------------- Redis
+REDIS_INSTALL = "apt-get install -y redis-server"
+
+
+def redis_server_or_none(system: str) -> str | None:
+    """Debian's `redis-server`, or None after saying how to install it."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        print(
+            f"{system}: `redis-server` is not installed; skipping {system}. Install it with "
+            f"`{REDIS_INSTALL}` (Debian's package) and run again."
+        )
+    return executable
+
+
+def redis_version(executable: str) -> str:
+    out = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
+    return next((w[2:] for w in out.split() if w.startswith("v=")), "?")
+
+
+class RedisServer:
+    """Debian's redis-server on a loopback port, nothing saved to disk."""
+
+    def __init__(self, executable: str) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 # ---------------------------------------------------------------- counting calls

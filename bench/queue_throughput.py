@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -76,12 +75,15 @@ import httpx
 
 from bench._common import (
     ROOT,
+    RedisServer,
     fake_aws_credentials,
     machine_facts,
     percentile,
     process_cpu_seconds,
     process_group_cpu_seconds,
     quiet_logs,
+    redis_server_or_none,
+    redis_version,
     table,
 )
 from bench.lateness import Stack, parse_time
@@ -95,7 +97,6 @@ WAITING = ("scheduled", "queued", "active", "awaiting_approval")
 NOT_ENDED = "not ended"
 #: Seconds between progress lines while waiting.
 PROGRESS_S = 10.0
-REDIS_INSTALL = "apt-get install -y redis-server"
 
 
 @dataclass
@@ -308,36 +309,6 @@ def read_tickwork_jobs(
 
 
 # ---------------------------------------------------------------- ARQ
-class RedisServer:
-    """Debian's redis-server on a loopback port, nothing saved to disk."""
-
-    def __init__(self, executable: str) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 class ArqWorker:
     """`python -m bench.arq_worker` as a child process."""
 
@@ -361,18 +332,9 @@ class ArqWorker:
                 self.process.stdin.close()
 
 
-def redis_version(executable: str) -> str:
-    out = subprocess.run([executable, "--version"], capture_output=True, text=True).stdout
-    return next((w[2:] for w in out.split() if w.startswith("v=")), "?")
-
-
 def run_arq(args: argparse.Namespace) -> Outcome | None:
-    executable = shutil.which("redis-server")
+    executable = redis_server_or_none("ARQ")
     if executable is None:
-        print(
-            "ARQ: `redis-server` is not installed; skipping ARQ. Install it with "
-            f"`{REDIS_INSTALL}` (Debian's package) and run again."
-        )
         return None
     outcome = Outcome("arq", args.jobs)
     redis = RedisServer(executable)

@@ -43,79 +43,36 @@ import random
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import boto3
 
 from bench._common import (
+    PRINCIPAL,
     CallCounter,
     MotoProcess,
     Stopwatch,
     Tally,
+    create_tasks_in_bulk,
     fake_aws_credentials,
     quiet_logs,
     table,
 )
-from chalicelib.actions import registry
-from chalicelib.auth.service import Principal, Role
-from chalicelib.clock import ManualClock, SortableIds
+from chalicelib.clock import ManualClock
 from chalicelib.settings import Settings
-from chalicelib.storage.binding import Tables, bind_tables
-from chalicelib.storage.tasks import TaskStore, name_key
-from chalicelib.tasks.model import Task, TaskSpec
-from chalicelib.tasks.service import TaskService
+from chalicelib.storage.binding import bind_tables
+from chalicelib.tasks.model import TaskSpec
 from chalicelib.wiring import Services
 from infra.local import provision
 
-PRINCIPAL = Principal("tok_bench", "bench", Role.MEMBER, "bench")
 CREATED_AT = datetime(2027, 1, 4, 9, 0, 30, tzinfo=UTC)
 IDLE_TICK_AT = datetime(2027, 1, 4, 9, 30, 0, tzinfo=UTC)  # nothing due before 10:00
 TICK_AT = datetime(2027, 1, 4, 9, 59, 0, tzinfo=UTC)  # horizon 10:00:15: the hourly ones
 DUE_SCHEDULE = "0 * * * *"
-#: Differences a bulk item may have from the witness made by the real store.
-PER_TASK_ATTRIBUTES = {"id", "name", "next_run_ms", "due_shard"}
-
-
-class BulkTaskStore(TaskStore):
-    """TaskService.create's store, putting the same items in batches of 25."""
-
-    def __init__(self, settings: Settings, tables: Tables) -> None:
-        super().__init__(settings, tables)
-        self._task_batch = tables.tasks.batch_write()
-        self._claim_batch = tables.uniques.batch_write()
-
-    def create(self, task: Task) -> None:
-        self._task_batch.save(self._to_record(task))
-        self._claim_batch.save(
-            self._uniques(key=name_key(task.project_id, task.name), owner=task.id)
-        )
-
-    def flush(self) -> None:
-        self._task_batch.commit()
-        self._claim_batch.commit()
 
 
 def later_schedule(rng: random.Random) -> str:
     """Daily at a time after the measured tick's horizon (10:00:15 on the day)."""
     return f"{rng.randrange(60)} {rng.randrange(11, 24)} * * *"
-
-
-def raw_item(client: Any, table_name: str, task_id: str) -> dict[str, Any]:
-    item: dict[str, Any] = client.get_item(
-        TableName=table_name, Key={"id": {"S": task_id}}, ConsistentRead=True
-    )["Item"]
-    return item
-
-
-def check_bulk_items(settings: Settings, endpoint: str, witness: str, bulk: str) -> None:
-    """The bulk item must be what TaskService.create with the real store writes."""
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region)
-    name = settings.table_name("tasks")
-    a, b = raw_item(client, name, witness), raw_item(client, name, bulk)
-    a_spec, b_spec = a.pop("spec"), b.pop("spec")
-    differ = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - PER_TASK_ATTRIBUTES
-    if a.keys() != b.keys() or differ or a_spec.keys() != b_spec.keys():
-        raise SystemExit(f"bulk task item differs from TaskService.create's: {sorted(differ)}")
 
 
 @dataclass
@@ -144,7 +101,6 @@ def run_size(
         provision(moto.endpoint_url, stage)
         settings = Settings(stage=stage, aws_endpoint_url=moto.endpoint_url, lookahead_s=75.0)
         clock = ManualClock(CREATED_AT)
-        ids = SortableIds(clock)
         tables = bind_tables(settings, read_timeout_s=read_timeout_s)
         services = Services.build(settings, clock=clock, tables=tables)
 
@@ -152,28 +108,13 @@ def run_size(
             for i in range(due):
                 due_spec = {"name": f"due-{i:06d}", "schedule": DUE_SCHEDULE, "action": "echo"}
                 services.tasks.create(PRINCIPAL, TaskSpec.model_validate(due_spec))
-            later: dict[str, Any] = {
-                "schedule": later_schedule(rng),
-                "action": "echo",
-                "args": {"n": 1},
-            }
-            witness = services.tasks.create(
-                PRINCIPAL, TaskSpec.model_validate({**later, "name": "witness"})
+            create_tasks_in_bulk(
+                services,
+                moto.endpoint_url,
+                size - due,
+                lambda: later_schedule(rng),
+                progress=lambda n: print(f"  {size}: {n + due} tasks written", flush=True),
             )
-            bulk_store = BulkTaskStore(settings, tables)
-            bulk = TaskService(
-                bulk_store, clock, ids, registry(settings), max_args_bytes=settings.max_args_bytes
-            )
-            first_bulk = ""
-            for i in range(size - due - 1):
-                spec = {**later, "name": f"later-{i:06d}", "schedule": later_schedule(rng)}
-                task = bulk.create(PRINCIPAL, TaskSpec.model_validate(spec))
-                first_bulk = first_bulk or task.id
-                if (i + 1) % 20_000 == 0:
-                    print(f"  {size}: {i + 1 + due + 1} tasks written", flush=True)
-            bulk_store.flush()
-        if first_bulk:
-            check_bulk_items(settings, moto.endpoint_url, witness.id, first_bulk)
         dynamodb = boto3.client(
             "dynamodb", endpoint_url=moto.endpoint_url, region_name=settings.region
         )

@@ -53,6 +53,8 @@ from typing import Any
 import botocore.session
 
 from bench._common import (
+    PRINCIPAL,
+    BulkTaskStore,
     CallCounter,
     MotoProcess,
     Stopwatch,
@@ -62,7 +64,7 @@ from bench._common import (
     quiet_logs,
     table,
 )
-from bench.tick_cost import CREATED_AT, DUE_SCHEDULE, PRINCIPAL, TICK_AT, BulkTaskStore
+from bench.tick_cost import CREATED_AT, DUE_SCHEDULE, TICK_AT
 from chalicelib.actions import registry
 from chalicelib.clock import ManualClock, SortableIds
 from chalicelib.engine.fanout import INVOKERS, LambdaShards, tick_shard_function
