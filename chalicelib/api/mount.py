@@ -103,15 +103,20 @@ def mount(app: Chalice) -> Chalice:
 
 
 def _served_by(app: Chalice, module: str, method: str, path: str, name: str) -> View:
+    #: The route, found once by the first request (later ones import and search nothing).
+    found: list[Route] = []
+
     def view(**path_params: str) -> Response:
         # The first request's imports: routing (pydantic, the token service), then
         # the route's module (Python's import lock serialises concurrent first calls).
         from chalicelib.api import routing
 
-        import_module(module)
+        if not found:
+            import_module(module)
+            found.append(routing.declared(method, path))
         request = app.current_request
         assert request is not None, "Chalice sets the request before it calls a view"
-        return routing.serve(routing.declared(method, path), request, path_params)
+        return routing.serve(found[0], request, path_params)
 
     view.__name__ = name
     return view

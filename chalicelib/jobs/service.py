@@ -31,7 +31,7 @@ from chalicelib.jobs.model import (
 from chalicelib.jobs.sqs import JobMessage, JobQueue
 from chalicelib.limits import ensure_args_fit
 from chalicelib.settings import Settings
-from chalicelib.storage.attempts import AttemptStore
+from chalicelib.storage.attempts import AttemptLog, AttemptStore
 from chalicelib.storage.errors import StorageConflict
 from chalicelib.storage.job_reads import JobFilter
 from chalicelib.storage.jobs import JobStore
@@ -115,13 +115,6 @@ class JobSubmission(BaseModel):
     @classmethod
     def _fits_one_invocation(cls, seconds: float) -> float:
         return checked_run_timeout(seconds)
-
-
-@dataclass(frozen=True)
-class JobLog:
-    log: str
-    truncated: bool
-    attempt: int
 
 
 @dataclass(frozen=True)
@@ -355,7 +348,7 @@ class QueueService:
                 return job
             self._sleep(RESULT_POLL_S)
 
-    def logs(self, principal: Principal, job_id: str, attempt: int | None = None) -> JobLog:
+    def logs(self, principal: Principal, job_id: str, attempt: int | None = None) -> AttemptLog:
         """Attempt `attempt`'s log (default: the last attempt's). A running
         attempt's log is kept when it ends; a job not started has none."""
         stored = self._stored(principal, job_id)
@@ -364,12 +357,12 @@ class QueueService:
             raise NotFound(f"job '{job_id}' has no attempt {attempt} (it made {last})")
         n = attempt or last
         if n == 0:
-            return JobLog("", False, 0)
+            return AttemptLog("", False, 0)
         found = self._attempts.log(stored.job.id, n)
         if found is not None:
-            return JobLog(found.log, found.truncated, n)
+            return found
         if n == last:  # running, or a row from before attempts were kept: its own log
-            return JobLog(stored.log, stored.log_truncated, n)
+            return AttemptLog(stored.log, stored.log_truncated, n)
         raise NotFound(f"attempt {n} of job '{job_id}' was not kept (it ran before attempts were)")
 
     def cancel(self, principal: Principal, job_id: str) -> Job:

@@ -29,8 +29,11 @@ LOST_ERROR = "lease expired: the executor stopped"
 
 @dataclass(frozen=True)
 class AttemptLog:
+    """One attempt's log (`attempt` 0: the job has not started, so none)."""
+
     log: str
     truncated: bool
+    attempt: int
 
 
 class AttemptStore:
@@ -108,7 +111,7 @@ class AttemptStore:
             )
         except self._attempts.DoesNotExist:
             return None
-        return AttemptLog(r.log or "", bool(r.log_truncated))
+        return AttemptLog(r.log or "", bool(r.log_truncated), attempt)
 
     def forget(self, attempts: list[tuple[str, int]]) -> None:
         """Delete these `(job_id, attempts)`: every attempt of each pruned job."""
